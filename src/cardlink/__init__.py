@@ -1,0 +1,1 @@
+"""CardLink GP OTA Tester."""

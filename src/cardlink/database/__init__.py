@@ -1,0 +1,80 @@
+"""CardLink database layer: every name the user guide imports lives here."""
+
+from .config import DatabaseConfig
+from .events import DatabaseEvent, EventEmitter, EventType, get_emitter
+from .exceptions import (
+    ConfigurationError,
+    ConnectionError,
+    DatabaseError,
+    EncryptionError,
+    IntegrityError,
+    MigrationError,
+    NotFoundError,
+    ValidationError,
+)
+from .manager import DatabaseManager
+from .models import (
+    Base,
+    CardProfile,
+    CardType,
+    CommDirection,
+    CommLog,
+    Device,
+    DeviceType,
+    OTASession,
+    SessionStatus,
+    Setting,
+    TestResult,
+    TestStatus,
+)
+from .repositories import (
+    DEFAULT_SETTINGS,
+    BaseRepository,
+    CardRepository,
+    DeviceRepository,
+    LogRepository,
+    Page,
+    SessionRepository,
+    SettingRepository,
+    TestRepository,
+)
+from .unit_of_work import UnitOfWork
+
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "Base",
+    "BaseRepository",
+    "CardProfile",
+    "CardRepository",
+    "CardType",
+    "CommDirection",
+    "CommLog",
+    "ConfigurationError",
+    "ConnectionError",
+    "DatabaseConfig",
+    "DatabaseError",
+    "DatabaseEvent",
+    "DatabaseManager",
+    "Device",
+    "DeviceRepository",
+    "DeviceType",
+    "EncryptionError",
+    "EventEmitter",
+    "EventType",
+    "IntegrityError",
+    "LogRepository",
+    "MigrationError",
+    "NotFoundError",
+    "OTASession",
+    "Page",
+    "SessionRepository",
+    "SessionStatus",
+    "Setting",
+    "SettingRepository",
+    "TestRepository",
+    "TestResult",
+    "TestStatus",
+    "UnitOfWork",
+    "ValidationError",
+    "get_emitter",
+]

@@ -1,0 +1,215 @@
+"""DatabaseConfig: where the database is, which driver reaches it, and how the pool behaves.
+
+Resolution order: an explicit ``database_url``, then ``DATABASE_URL``, then the
+``CARDLINK_DB_*`` components, then the SQLite default. Plain ``mysql://`` and
+``postgresql://`` URLs get the driver the extras install (PyMySQL, psycopg 3).
+The password never appears in a repr, str, log line or error message.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from .exceptions import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/cardlink.db"
+
+#: The driver each backend gets when the URL names none, and the extra that installs it.
+_DRIVERS: dict[str, tuple[str, str, str]] = {
+    # backend: (drivername, importable module, extra)
+    "sqlite": ("sqlite", "sqlite3", ""),
+    "postgresql": ("postgresql+psycopg", "psycopg", "postgresql"),
+    "postgres": ("postgresql+psycopg", "psycopg", "postgresql"),
+    "mysql": ("mysql+pymysql", "pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
+}
+_DRIVER_MODULES = {"psycopg": "psycopg", "pymysql": "pymysql", "pysqlite": "sqlite3"}
+_DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgresql": 5432, "postgres": 5432}
+
+
+def mask_url(url: URL | str) -> str:
+    """The URL as text with its password replaced by ``***``."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def normalize_url(url: URL | str) -> URL:
+    """Parse ``url`` and give plain backend names their default driver."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(str(url).strip())
+    except ArgumentError:
+        raise ConfigurationError(
+            "invalid database URL: expected e.g. sqlite:///data/cardlink.db, "
+            "postgresql://user:pass@host/db or mysql://user:pass@host/db"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in _DRIVERS:
+        raise ConfigurationError(
+            f"unsupported database backend {backend!r} in {mask_url(parsed)}: "
+            "use sqlite, postgresql or mysql (MariaDB)"
+        )
+    default_driver, module, extra = _DRIVERS[backend]
+    if not driver:
+        parsed = parsed.set(drivername=default_driver)
+    else:
+        module = _DRIVER_MODULES.get(driver, driver)
+    if importlib.util.find_spec(module) is None:
+        hint = f": pip install 'gp-ota-tester[{extra}]'" if extra else ""
+        raise ConfigurationError(
+            f"the {backend} driver {module!r} is not installed{hint}"
+        )
+    return parsed
+
+
+def _url_from_components(env: Mapping[str, str]) -> URL | None:
+    driver = env.get("CARDLINK_DB_DRIVER")
+    if not driver:
+        return None
+    driver = driver.strip().lower()
+    if driver == "sqlite":
+        return make_url(f"sqlite:///{env.get('CARDLINK_DB_NAME', 'data/cardlink.db')}")
+    port = env.get("CARDLINK_DB_PORT")
+    try:
+        port_number = int(port) if port else _DEFAULT_PORTS.get(driver)
+    except ValueError:
+        raise ConfigurationError(f"CARDLINK_DB_PORT must be a number, got {port!r}") from None
+    return URL.create(
+        drivername=driver,
+        username=env.get("CARDLINK_DB_USER") or None,
+        password=env.get("CARDLINK_DB_PASSWORD") or None,
+        host=env.get("CARDLINK_DB_HOST", "localhost"),
+        port=port_number,
+        database=env.get("CARDLINK_DB_NAME", "cardlink"),
+    )
+
+
+class DatabaseConfig:
+    """Connection settings for a :class:`DatabaseManager`.
+
+    Example::
+
+        config = DatabaseConfig(database_url="mysql://user:pass@localhost/cardlink")
+        config.is_mysql  # True
+    """
+
+    def __init__(
+        self,
+        database_url: str | URL | None = None,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30,
+        pool_recycle: int = 3600,
+        echo: bool = False,
+        sqlite_busy_timeout_ms: int = 30_000,
+        encryption_key: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = os.environ if env is None else env
+        source: URL | str
+        if database_url is not None:
+            source = database_url
+        elif environ.get("DATABASE_URL"):
+            source = environ["DATABASE_URL"]
+        else:
+            source = _url_from_components(environ) or DEFAULT_DATABASE_URL
+        self._url = normalize_url(source)
+        for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name} must be a whole number >= 0, got {value!r}")
+        if pool_timeout <= 0:
+            raise ConfigurationError(f"pool_timeout must be positive, got {pool_timeout!r}")
+        self.pool_size = pool_size
+        self.max_overflow = max_overflow
+        self.pool_timeout = pool_timeout
+        self.pool_recycle = pool_recycle
+        self.echo = echo
+        self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
+        self._encryption_key = encryption_key
+
+    @classmethod
+    def from_sqlite_path(cls, path: str | os.PathLike[str], **options: Any) -> DatabaseConfig:
+        """Config for a SQLite file at ``path`` (``":memory:"`` for a private in-memory one)."""
+        target = str(path)
+        url = "sqlite://" if target == ":memory:" else f"sqlite:///{Path(target).expanduser()}"
+        return cls(database_url=url, **options)
+
+    @property
+    def url(self) -> URL:
+        """The SQLAlchemy URL (its ``str()`` masks the password)."""
+        return self._url
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with its password masked, safe to print or log."""
+        return mask_url(self._url)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB counts as mysql)."""
+        name = self._url.get_backend_name()
+        return "mysql" if name == "mariadb" else name
+
+    @property
+    def backend_label(self) -> str:
+        """Human name of the backend, as the status output prints it."""
+        return {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL"}[self.backend]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.backend == "mysql"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.backend == "postgresql"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None for a server or an in-memory database."""
+        if not self.is_sqlite or self._url.database in (None, "", ":memory:"):
+            return None
+        return Path(self._url.database)
+
+    @property
+    def encryption_key(self) -> str | None:
+        """The configured Fernet key(s), else ``CARDLINK_ENCRYPTION_KEY`` read at call time."""
+        return self._encryption_key or os.environ.get("CARDLINK_ENCRYPTION_KEY")
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``create_engine`` that suit the backend."""
+        options: dict[str, Any] = {"echo": self.echo, "future": True}
+        if self.is_sqlite:
+            options["connect_args"] = {"check_same_thread": False}
+            return options
+        options.update(
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            pool_timeout=self.pool_timeout,
+            pool_recycle=self.pool_recycle,
+            pool_pre_ping=True,
+        )
+        if self.is_mysql:
+            options["connect_args"] = {"charset": "utf8mb4"}
+        return options
+
+    def __repr__(self) -> str:
+        return (
+            f"DatabaseConfig(database_url={self.database_url!r}, pool_size={self.pool_size}, "
+            f"max_overflow={self.max_overflow}, pool_timeout={self.pool_timeout}, echo={self.echo})"
+        )
+
+    __str__ = __repr__

@@ -1,0 +1,108 @@
+"""The exception tree of the database layer, and translation of driver errors into it.
+
+No exception type of SQLAlchemy or of a database driver leaves the public API:
+repositories, units of work and the manager run their database calls inside
+:func:`translated_errors`, which turns them into the classes below and keeps the
+original as ``__cause__``. (Not an engine ``handle_error`` hook: SQLAlchemy's own
+reflection catches driver errors, and must keep seeing them.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
+
+class DatabaseError(Exception):
+    """Base class of every error raised by ``cardlink.database``."""
+
+
+class NotFoundError(DatabaseError, LookupError):
+    """A row looked up by its key does not exist."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint refused the write: duplicate key, foreign key, NOT NULL."""
+
+
+class ConnectionError(DatabaseError):  # noqa: A001 - the guide's name
+    """The database cannot be reached, or the connection was lost or timed out."""
+
+
+class EncryptionError(DatabaseError):
+    """A PSK key cannot be encrypted or decrypted (key missing, malformed or wrong)."""
+
+
+class MigrationError(DatabaseError):
+    """A schema migration failed or its target revision does not exist."""
+
+
+class ValidationError(DatabaseError, ValueError):
+    """Input was refused before it reached the database; the message names the field."""
+
+
+class ConfigurationError(DatabaseError, ValueError):
+    """The database configuration is unusable (bad URL, missing driver extra)."""
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn any SQLAlchemy error that the engine hook did not see into a ``DatabaseError``."""
+    try:
+        yield
+    except sa_exc.PendingRollbackError:
+        raise DatabaseError(
+            "this unit of work was rolled back by an earlier error; call rollback() before reusing it"
+        ) from None
+    except sa_exc.SQLAlchemyError as error:
+        translated = translate_dbapi_error(error, url="the database")
+        raise (translated or DatabaseError(_first_line(error))) from error
+
+
+_DUPLICATE = re.compile(r"unique|duplicate", re.IGNORECASE)
+_FOREIGN_KEY = re.compile(r"foreign key", re.IGNORECASE)
+_NOT_NULL = re.compile(r"not[ -]null|cannot be null|doesn't have a default", re.IGNORECASE)
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own message, first line only, without SQLAlchemy's SQL echo."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
+
+
+def describe_integrity_error(error: BaseException) -> str:
+    """A short, secret-free sentence for a constraint violation."""
+    detail = _first_line(error)
+    if _FOREIGN_KEY.search(detail):
+        kind = "foreign key violation"
+    elif _DUPLICATE.search(detail):
+        kind = "duplicate key"
+    elif _NOT_NULL.search(detail):
+        kind = "missing required value"
+    else:
+        kind = "constraint violation"
+    return f"{kind}: {detail}"
+
+
+def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | None:
+    """Map a SQLAlchemy/DBAPI error to this package's tree (``None``: leave it)."""
+    if isinstance(error, DatabaseError):
+        return None
+    if isinstance(error, sa_exc.IntegrityError):
+        return IntegrityError(describe_integrity_error(error))
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return ConnectionError(
+            f"lost the connection to {url}: {_first_line(error)} "
+            "(the unit of work was rolled back; the next one reconnects)"
+        )
+    if isinstance(error, sa_exc.OperationalError):
+        return ConnectionError(f"database operation failed on {url}: {_first_line(error)}")
+    if isinstance(error, sa_exc.DataError):
+        return ValidationError(f"value refused by the database: {_first_line(error)}")
+    if isinstance(error, sa_exc.DBAPIError):
+        return DatabaseError(f"database error on {url}: {_first_line(error)}")
+    return None

@@ -1,0 +1,178 @@
+"""DatabaseManager: owns the engine and its pool, hands out ORM sessions, creates the schema."""
+
+from __future__ import annotations
+
+import logging
+import os
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from .config import DatabaseConfig
+from .crypto import PSKCipher
+from .exceptions import ConnectionError, DatabaseError, translated_errors
+from .models import Base
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseManager:
+    """Connects to the configured database and is the factory for units of work.
+
+    Example::
+
+        manager = DatabaseManager()
+        manager.initialize()
+        manager.create_tables()
+    """
+
+    def __init__(self, config: DatabaseConfig | None = None) -> None:
+        self.config = config if config is not None else DatabaseConfig()
+        self._engine: Engine | None = None
+        self._session_factory: sessionmaker[Session] | None = None
+        self._cipher: tuple[str, PSKCipher] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the engine and check that the database answers; idempotent."""
+        if self._engine is not None:
+            return
+        engine = self._build_engine()
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, DatabaseError, OSError) as error:
+            engine.dispose()
+            raise ConnectionError(self._connection_hint(error)) from None
+        self._engine = engine
+        self._session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        logger.info("connected to %s", self.config.database_url)
+
+    def close(self) -> None:
+        """Dispose of the pool; the manager can be initialized again later."""
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = None
+        self._session_factory = None
+
+    def __enter__(self) -> DatabaseManager:
+        self.initialize()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def is_initialized(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (initializing on first use)."""
+        if self._engine is None:
+            self.initialize()
+        assert self._engine is not None
+        return self._engine
+
+    def create_session(self) -> Session:
+        """A new ORM session; prefer :class:`UnitOfWork`, which also commits and rolls back."""
+        if self._session_factory is None:
+            self.initialize()
+        assert self._session_factory is not None
+        return self._session_factory()
+
+    # -- schema ------------------------------------------------------------------
+
+    def create_tables(self) -> None:
+        """Create every table and index that does not exist yet, and record the schema revision."""
+        with translated_errors():
+            Base.metadata.create_all(self.engine)
+
+    def drop_tables(self) -> None:
+        """Drop every CardLink table (and the migration version table)."""
+        with translated_errors():
+            Base.metadata.drop_all(self.engine)
+            with self.engine.begin() as connection:
+                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+    # -- secrets -----------------------------------------------------------------
+
+    @property
+    def cipher(self) -> PSKCipher:
+        """The PSK cipher for the configured key(s); raises EncryptionError if none is set."""
+        keys = self.config.encryption_key
+        if self._cipher is None or self._cipher[0] != keys:
+            self._cipher = (keys or "", PSKCipher(keys))
+        return self._cipher[1]
+
+    # -- internals ---------------------------------------------------------------
+
+    def _build_engine(self) -> Engine:
+        config = self.config
+        options = config.engine_options()
+        sqlite_path = config.sqlite_path
+        if config.is_sqlite and sqlite_path is None:
+            options["poolclass"] = StaticPool
+        if sqlite_path is not None:
+            _prepare_sqlite_file(sqlite_path)
+        engine = create_engine(config.url, **options)
+        if config.is_sqlite:
+            _configure_sqlite(engine, busy_timeout_ms=config.sqlite_busy_timeout_ms)
+        return engine
+
+    def _connection_hint(self, error: BaseException) -> str:
+        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+        reason = detail[0] if detail else type(error).__name__
+        if self.config.is_sqlite:
+            hint = "is the folder writable and the file a SQLite database?"
+        else:
+            hint = (
+                "is the server running and reachable, are the user, password and database "
+                "name right, and is the driver extra installed?"
+            )
+        return f"Unable to connect to database {self.config.database_url}: {reason} ({hint})"
+
+    def __repr__(self) -> str:
+        state = "initialized" if self.is_initialized else "not initialized"
+        return f"DatabaseManager({self.config.database_url!r}, {state})"
+
+
+def _prepare_sqlite_file(path: os.PathLike[str] | str) -> None:
+    """Create the SQLite file's folder, and the file itself readable by its owner only."""
+    target = os.fspath(path)
+    folder = os.path.dirname(target)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    if not os.path.exists(target):
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    """Foreign keys on, WAL, a busy timeout, and real BEGIN IMMEDIATE transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (SAVEPOINTs need it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front, so concurrent writers wait on the busy
+        # timeout instead of failing with "database is locked" when a read upgrades.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,27 @@
+"""The CardLink entities and their enumerations."""
+
+from .base import NAMING_CONVENTION, Base, TimestampMixin
+from .card import CardProfile
+from .device import Device
+from .enums import CardType, CommDirection, DeviceType, SessionStatus, TestStatus
+from .log import CommLog
+from .session import OTASession
+from .setting import Setting
+from .test_result import TestResult
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "CardProfile",
+    "CardType",
+    "CommDirection",
+    "CommLog",
+    "Device",
+    "DeviceType",
+    "OTASession",
+    "SessionStatus",
+    "Setting",
+    "TestResult",
+    "TestStatus",
+    "TimestampMixin",
+]

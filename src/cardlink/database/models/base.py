@@ -1,0 +1,175 @@
+"""Declarative base: naming convention, timestamps and the checks every entity gets before a flush."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    event,
+    inspect,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, Session, mapped_column
+
+from ..exceptions import ValidationError
+from ..types import GUID, UTCDateTime, to_plain, to_uuid, utcnow
+
+#: Constraint names fixed from the first migration, so SQLite batch migrations can find them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Base of every CardLink entity."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    #: Attributes a repr may show (never a secret).
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        state = inspect(self)
+        shown = []
+        for name in self._repr_fields:
+            value = state.dict.get(name)
+            shown.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Column values by attribute name (JSON values as plain dicts/lists)."""
+        mapper = inspect(type(self))
+        return {attr.key: to_plain(getattr(self, attr.key)) for attr in mapper.column_attrs}
+
+
+class TimestampMixin:
+    """``created_at`` and ``updated_at``, kept by the layer in UTC."""
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+
+
+def check_value(entity_name: str, column: Any, value: Any) -> Any:
+    """Refuse a value that does not fit ``column``, naming the field; returns it unchanged."""
+    field = f"{entity_name}.{column.key}"
+    if value is None:
+        if not column.nullable and column.default is None and not column.primary_key:
+            raise ValidationError(f"{field} is required")
+        return value
+    column_type = column.type
+    python_type: type | None
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        python_type = None
+    if isinstance(column_type, String) or python_type is str:
+        if isinstance(value, enum.Enum):
+            return value
+        if not isinstance(value, str):
+            raise ValidationError(f"{field} must be text, got {type(value).__name__}")
+        length = getattr(column_type, "length", None)
+        if length is not None and len(value) > length:
+            raise ValidationError(f"{field} is {len(value)} characters long; at most {length} fit")
+        if "\x00" in value:
+            raise ValidationError(f"{field} contains a NUL character")
+    elif isinstance(column_type, Boolean):
+        if not isinstance(value, bool):
+            raise ValidationError(f"{field} must be true or false, got {type(value).__name__}")
+    elif isinstance(column_type, Integer):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"{field} must be an integer, got {type(value).__name__}")
+    elif isinstance(column_type, Float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"{field} must be a number, got {type(value).__name__}")
+    elif isinstance(column_type, UTCDateTime):
+        if not isinstance(value, datetime):
+            raise ValidationError(f"{field} must be a datetime, got {type(value).__name__}")
+    elif isinstance(column_type, GUID):
+        try:
+            to_uuid(value)
+        except ValidationError:
+            raise ValidationError(f"{field} is not a valid UUID") from None
+    return value
+
+
+def validate_entity(entity: Base) -> None:
+    """Check every column value of ``entity`` against its column (length, type, required)."""
+    mapper = inspect(type(entity))
+    state = inspect(entity)
+    name = mapper.local_table.name
+    for attr in mapper.column_attrs:
+        column = attr.columns[0]
+        if attr.key not in state.dict and state.key is not None:
+            continue  # not loaded and not changed
+        value = state.dict.get(attr.key)
+        if value is None and state.key is None and (column.default is not None or column.primary_key):
+            continue  # filled in by a default at INSERT
+        check_value(name, column, value)
+
+
+def coerce_enum(enum_class: type[enum.Enum], value: Any, field: str) -> Any:
+    """The member of ``enum_class`` for a member, its value or its name (any case)."""
+    if value is None or isinstance(value, enum_class):
+        return value
+    if isinstance(value, str):
+        for member in enum_class:
+            if value.lower() in (str(member.value).lower(), member.name.lower()):
+                return member
+    valid = ", ".join(member.name for member in enum_class)
+    raise ValidationError(f"{field}: {str(value)[:64]!r} is not one of {valid}")
+
+
+def _coercing_listener(coerce: Any) -> Any:
+    def on_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+        return coerce(value)
+
+    return on_set
+
+
+@event.listens_for(Mapper, "mapper_configured")
+def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
+    """Let enum and UUID attributes accept their text forms and hold the proper Python type."""
+    if not issubclass(cls, Base):
+        return
+    from sqlalchemy import Enum as EnumType
+
+    table = mapper.local_table.name
+    for attr in mapper.column_attrs:
+        column_type = attr.columns[0].type
+        field = f"{table}.{attr.columns[0].key}"
+        if isinstance(column_type, EnumType) and column_type.enum_class is not None:
+            enum_class = column_type.enum_class
+
+            def coerce(value: Any, enum_class: Any = enum_class, field: str = field) -> Any:
+                return coerce_enum(enum_class, value, field)
+
+        elif isinstance(column_type, GUID):
+
+            def coerce(value: Any, field: str = field) -> Any:
+                try:
+                    return None if value is None else to_uuid(value)
+                except ValidationError:
+                    raise ValidationError(f"{field} is not a valid UUID: {str(value)[:64]!r}") from None
+
+        else:
+            continue
+        event.listen(getattr(cls, attr.key), "set", _coercing_listener(coerce), retval=True)
+
+
+@event.listens_for(Session, "before_flush")
+def _validate_before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    for entity in list(session.new) + list(session.dirty):
+        if isinstance(entity, Base):
+            validate_entity(entity)

@@ -1,0 +1,313 @@
+"""BaseRepository: the CRUD, filtering, counting and pagination every entity repository shares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select, delete, func, inspect, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from ..events import EventType
+from ..exceptions import NotFoundError, ValidationError, translated_errors
+from ..models import Base
+from ..models.base import coerce_enum
+from ..types import GUID, json_safe, to_uuid
+
+if TYPE_CHECKING:
+    from ..unit_of_work import UnitOfWork
+
+ModelT = TypeVar("ModelT", bound=Base)
+ItemT = TypeVar("ItemT")
+
+#: Columns never copied into an event snapshot or a repr.
+SECRET_FIELDS = frozenset({"psk_key_encrypted"})
+
+
+@dataclass(frozen=True)
+class Page(Generic[ItemT]):
+    """One page of results, with the totals needed to draw a pager."""
+
+    items: list[ItemT]
+    page: int
+    per_page: int
+    total_items: int
+
+    @property
+    def total_pages(self) -> int:
+        return max(1, math.ceil(self.total_items / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.total_pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def snapshot(entity: Base, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """JSON-safe copy of ``entity``'s columns (or just ``fields``), never a secret."""
+    values = entity.to_dict()
+    keys = values.keys() if fields is None else [key for key in fields if key in values]
+    return {key: json_safe(values[key]) for key in keys if key not in SECRET_FIELDS}
+
+
+class BaseRepository(Generic[ModelT]):
+    """Queries for one entity, run inside the unit of work's transaction."""
+
+    model: ClassVar[type[Base]]
+    entity_type: ClassVar[str]
+    created_event: ClassVar[EventType | None] = None
+    updated_event: ClassVar[EventType | None] = None
+    deleted_event: ClassVar[EventType | None] = None
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def session(self) -> Session:
+        return self._uow.session
+
+    # -- helpers -------------------------------------------------------------------
+
+    @property
+    def _pk(self) -> InstrumentedAttribute[Any]:
+        key = inspect(self.model).primary_key[0].key
+        return getattr(self.model, self._attribute_for_column(key))  # type: ignore[no-any-return]
+
+    @classmethod
+    def _attribute_for_column(cls, column_key: str) -> str:
+        mapper = inspect(cls.model)
+        for attr in mapper.column_attrs:
+            if attr.columns[0].key == column_key:
+                return attr.key
+        return column_key
+
+    def _coerce_id(self, entity_id: Any) -> Any:
+        if isinstance(self._pk.type, GUID):
+            return to_uuid(entity_id)
+        if entity_id is None:
+            raise ValidationError(f"{self.entity_type} id is required")
+        return entity_id
+
+    def _column(self, name: str) -> InstrumentedAttribute[Any]:
+        """The mapped column attribute ``name`` (the guide's field names are accepted)."""
+        mapper = inspect(self.model)
+        key = self._attribute_for_column(name)
+        if key not in mapper.column_attrs:
+            valid = ", ".join(sorted(attr.columns[0].key for attr in mapper.column_attrs))
+            raise ValidationError(f"unknown {self.entity_type} field {name!r}; valid fields: {valid}")
+        return getattr(self.model, key)  # type: ignore[no-any-return]
+
+    def _filter_value(self, column: InstrumentedAttribute[Any], value: Any) -> Any:
+        from sqlalchemy import Enum as EnumType
+
+        column_type = column.type
+        if isinstance(column_type, EnumType) and column_type.enum_class is not None:
+            return coerce_enum(column_type.enum_class, value, f"{self.entity_type}.{column.key}")
+        if isinstance(column_type, GUID) and value is not None:
+            return to_uuid(value)
+        return value
+
+    def _where(self, statement: Select[Any], filters: dict[str, Any]) -> Select[Any]:
+        for name, value in filters.items():
+            column = self._column(name)
+            value = self._filter_value(column, value)
+            statement = statement.where(column.is_(None) if value is None else column == value)
+        return statement
+
+    def _scalars(self, statement: Select[Any]) -> list[ModelT]:
+        with translated_errors():
+            return list(self.session.scalars(statement).all())
+
+    def _record(self, event_type: EventType | None, entity: Base, **extra: Any) -> None:
+        if event_type is None:
+            return
+        data = snapshot(entity)
+        data.update(json_safe(extra))
+        self._uow.record(event_type, self.entity_type, json_safe(self._identity(entity)), data)
+
+    def _identity(self, entity: Base) -> Any:
+        return getattr(entity, self._pk.key)
+
+    def _write(self, action: Any) -> Any:
+        """Run ``action`` and flush inside a SAVEPOINT, so a refused write leaves the UoW usable."""
+        with translated_errors(), self.session.begin_nested():
+            result = action()
+            self.session.flush()
+        return result
+
+    # -- reads -------------------------------------------------------------------
+
+    def get_by_id(self, entity_id: Any) -> ModelT:
+        """The entity with this key; ``NotFoundError`` if there is none."""
+        entity = self.find_by_id(entity_id)
+        if entity is None:
+            raise NotFoundError(f"{self.entity_type} {str(entity_id)[:128]!r} not found")
+        return entity
+
+    def find_by_id(self, entity_id: Any) -> ModelT | None:
+        """The entity with this key, or None."""
+        with translated_errors():
+            return self.session.get(self.model, self._coerce_id(entity_id))  # type: ignore[return-value]
+
+    def get_all(self, limit: int | None = None, offset: int = 0) -> list[ModelT]:
+        """Entities in key order, optionally one slice of them."""
+        statement = select(self.model).order_by(self._pk)
+        return self._scalars(_slice(statement, limit, offset))
+
+    def find_by(self, *, limit: int | None = None, offset: int = 0, **filters: Any) -> list[ModelT]:
+        """Entities whose fields equal the given values, e.g. ``find_by(device_type=PHONE)``."""
+        statement = self._where(select(self.model), filters).order_by(self._pk)
+        return self._scalars(_slice(statement, limit, offset))
+
+    def find_one_by(self, **filters: Any) -> ModelT | None:
+        """The first entity (in key order) matching the filters, or None."""
+        found = self.find_by(limit=1, **filters)
+        return found[0] if found else None
+
+    def exists(self, entity_id: Any) -> bool:
+        """Whether a row with this key exists."""
+        statement = select(self._pk).where(self._pk == self._coerce_id(entity_id)).limit(1)
+        with translated_errors():
+            return self.session.execute(statement).first() is not None
+
+    def count(self) -> int:
+        """Number of rows (a SQL COUNT)."""
+        return self.count_by()
+
+    def count_by(self, **filters: Any) -> int:
+        """Number of rows matching the filters (a SQL COUNT)."""
+        statement = self._where(select(func.count()).select_from(self.model), filters)
+        with translated_errors():
+            return int(self.session.execute(statement).scalar_one())
+
+    def paginate(
+        self,
+        page: int = 1,
+        per_page: int = 20,
+        order_by: str | None = None,
+        descending: bool = False,
+        **filters: Any,
+    ) -> Page[ModelT]:
+        """One page of entities, ordered by ``order_by`` (ties broken by key)."""
+        if not isinstance(page, int) or page < 1:
+            raise ValidationError(f"page must be a whole number >= 1, got {page!r}")
+        if not isinstance(per_page, int) or not 1 <= per_page <= 10_000:
+            raise ValidationError(f"per_page must be between 1 and 10000, got {per_page!r}")
+        order_column = self._column(order_by) if order_by else self._pk
+        ordering = [order_column.desc() if descending else order_column.asc()]
+        if order_column is not self._pk:
+            ordering.append(self._pk.desc() if descending else self._pk.asc())
+        total = self.count_by(**filters)
+        statement = self._where(select(self.model), filters).order_by(*ordering)
+        items = self._scalars(statement.limit(per_page).offset((page - 1) * per_page))
+        return Page(items=items, page=page, per_page=per_page, total_items=total)
+
+    # -- writes ------------------------------------------------------------------
+
+    def create(self, entity: ModelT) -> ModelT:
+        """Store a new entity; an entity this unit of work already holds is left as it is."""
+        if not isinstance(entity, self.model):
+            raise ValidationError(
+                f"{self.entity_type} repository stores {self.model.__name__}, "
+                f"not {type(entity).__name__}"
+            )
+        state = inspect(entity)
+        if state.persistent and state.session is self.session:
+            return entity
+        self._write(lambda: self.session.add(entity))
+        self._record(self.created_event, entity)
+        return entity
+
+    def create_all(self, entities: Sequence[ModelT]) -> list[ModelT]:
+        """Store several new entities in one flush: all of them, or none."""
+        entities = list(entities)
+        for entity in entities:
+            if not isinstance(entity, self.model):
+                raise ValidationError(
+                    f"{self.entity_type} repository stores {self.model.__name__}, "
+                    f"not {type(entity).__name__}"
+                )
+        fresh = [entity for entity in entities if not inspect(entity).persistent]
+        self._write(lambda: self.session.add_all(fresh))
+        for entity in fresh:
+            self._record(self.created_event, entity)
+        return entities
+
+    def update(self, entity: ModelT) -> ModelT:
+        """Save the changes made to ``entity`` (also one loaded by another unit of work)."""
+        return self._save(entity, self.updated_event)
+
+    def _save(self, entity: ModelT, event_type: EventType | None) -> ModelT:
+        state = inspect(entity)
+        if state.session is not self.session:
+            if not self.exists(self._identity(entity)):
+                raise NotFoundError(
+                    f"{self.entity_type} {str(self._identity(entity))[:128]!r} not found"
+                )
+            entity = self._write(lambda: self.session.merge(entity))
+            state = inspect(entity)
+        changed = [attr.key for attr in state.attrs if attr.history.has_changes()]
+        self._write(lambda: None)
+        self._record(event_type, entity, changed_fields=changed)
+        return entity
+
+    def delete(self, entity: ModelT) -> None:
+        """Delete ``entity``."""
+        identity = self._identity(entity)
+        data = snapshot(entity)
+        state = inspect(entity)
+        if state.session is not self.session:
+            found = self.find_by_id(identity)
+            if found is None:
+                raise NotFoundError(f"{self.entity_type} {str(identity)[:128]!r} not found")
+            entity = found
+        self._write(lambda: self.session.delete(entity))
+        if self.deleted_event is not None:
+            self._uow.record(self.deleted_event, self.entity_type, json_safe(identity), data)
+
+    def delete_by_id(self, entity_id: Any) -> bool:
+        """Delete the entity with this key; returns whether one was deleted."""
+        entity = self.find_by_id(entity_id)
+        if entity is None:
+            return False
+        self.delete(entity)
+        return True
+
+    def _delete_where(self, *criteria: Any) -> int:
+        """Bulk DELETE in SQL; returns the number of rows removed."""
+        statement = delete(self.model).where(*criteria).execution_options(synchronize_session=False)
+        with translated_errors():
+            result = self.session.execute(statement)
+        self.session.expire_all()
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def like_pattern(text: str) -> str:
+    """Lower-case ``%text%`` for LIKE with ``\\`` as escape, so ``%`` and ``_`` match literally."""
+    if not isinstance(text, str):
+        raise ValidationError(f"search text must be a string, got {type(text).__name__}")
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _slice(statement: Select[Any], limit: int | None, offset: int) -> Select[Any]:
+    if limit is not None:
+        if not isinstance(limit, int) or limit < 0:
+            raise ValidationError(f"limit must be a whole number >= 0, got {limit!r}")
+        statement = statement.limit(limit)
+    if offset:
+        if not isinstance(offset, int) or offset < 0:
+            raise ValidationError(f"offset must be a whole number >= 0, got {offset!r}")
+        statement = statement.offset(offset)
+    return statement

@@ -1,0 +1,99 @@
+"""Queries for card profiles, and the only door through which PSK keys go in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ..events import EventType
+from ..exceptions import ValidationError
+from ..models import CardProfile, CardType
+from .base import BaseRepository, snapshot
+from .guards import SessionOwnerMixin
+
+
+class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
+    """Cards by type, PSK and admin URL; PSK keys stored Fernet-encrypted."""
+
+    model = CardProfile
+    entity_type = "card"
+    created_event = EventType.CARD_CREATED
+    updated_event = EventType.CARD_UPDATED
+    deleted_event = EventType.CARD_DELETED
+    session_foreign_key = "card_iccid"
+
+    def create_with_psk(self, card: CardProfile, psk_key: bytes) -> CardProfile:
+        """Store ``card`` with ``psk_key`` encrypted under the configured Fernet key."""
+        card.psk_key_encrypted = self._encrypt(psk_key)
+        return self.create(card)
+
+    def get_psk_key(self, iccid: str) -> bytes | None:
+        """The decrypted PSK key of the card, or None if it has none."""
+        card = self.get_by_id(iccid)
+        if card.psk_key_encrypted is None:
+            return None
+        return self._uow.manager.cipher.decrypt(card.psk_key_encrypted)
+
+    def update_psk(
+        self, iccid: str, identity: str | None = None, key: bytes | None = None
+    ) -> CardProfile:
+        """Replace the PSK identity and/or key of a card."""
+        if identity is None and key is None:
+            raise ValidationError("update_psk needs a new identity, a new key, or both")
+        card = self.get_by_id(iccid)
+        if key is not None:
+            card.psk_key_encrypted = self._encrypt(key)
+        if identity is not None:
+            card.psk_identity = identity
+        return self.update(card)
+
+    def clear_psk(self, iccid: str) -> CardProfile:
+        """Remove the PSK identity and key of a card."""
+        card = self.get_by_id(iccid)
+        card.psk_identity = None
+        card.psk_key_encrypted = None
+        return self.update(card)
+
+    def find_by_type(self, card_type: CardType | str) -> list[CardProfile]:
+        return self.find_by(card_type=card_type)
+
+    def find_with_psk(self) -> list[CardProfile]:
+        """Cards that have both a PSK identity and a key."""
+        statement = (
+            select(CardProfile)
+            .where(CardProfile.psk_identity.is_not(None), CardProfile.psk_key_encrypted.is_not(None))
+            .order_by(CardProfile.iccid)
+        )
+        return self._scalars(statement)
+
+    def find_by_psk_identity(self, identity: str) -> CardProfile | None:
+        """The card that answers to this TLS-PSK identity."""
+        return self.find_one_by(psk_identity=identity)
+
+    def find_by_admin_url(self, url: str) -> list[CardProfile]:
+        """Cards whose admin URL starts with ``url`` (a server address finds all its paths)."""
+        if not isinstance(url, str) or not url:
+            raise ValidationError("admin URL prefix must be a non-empty string")
+        escaped = url.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = (
+            select(CardProfile)
+            .where(CardProfile.admin_url.like(f"{escaped}%", escape="\\"))
+            .order_by(CardProfile.iccid)
+        )
+        return self._scalars(statement)
+
+    def export_profile(self, iccid: str, include_key: bool = False) -> dict[str, Any]:
+        """The card as a JSON-safe dict; the PSK key (hex) only with ``include_key=True``."""
+        card = self.get_by_id(iccid)
+        profile = snapshot(card)
+        profile["has_psk"] = card.has_psk
+        if include_key:
+            key = self.get_psk_key(iccid)
+            profile["psk_key"] = key.hex() if key is not None else None
+        return profile
+
+    def _encrypt(self, psk_key: bytes) -> str:
+        if isinstance(psk_key, str):
+            raise ValidationError("psk_key must be bytes (e.g. bytes.fromhex(...)), not str")
+        return self._uow.manager.cipher.encrypt(psk_key)

@@ -1,0 +1,51 @@
+"""Deleting an owner of OTA sessions (a device or a card): refused unless asked to cascade."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy import delete, func, select
+
+from ..exceptions import IntegrityError
+from ..models import OTASession
+
+
+class SessionOwnerMixin:
+    """``delete(entity, cascade=False)`` for entities that OTA sessions point at."""
+
+    session_foreign_key: ClassVar[str]
+
+    def _owned_sessions(self, identity: Any) -> Any:
+        return getattr(OTASession, self.session_foreign_key) == identity
+
+    def delete(self, entity: Any, cascade: bool = False) -> None:  # type: ignore[override]
+        """Delete ``entity``; with sessions it is refused unless ``cascade=True`` (logs go too)."""
+        identity = self._identity(entity)  # type: ignore[attr-defined]
+        session = self.session  # type: ignore[attr-defined]
+        owned = session.execute(
+            select(func.count()).select_from(OTASession).where(self._owned_sessions(identity))
+        ).scalar_one()
+        if owned and not cascade:
+            raise IntegrityError(
+                f"{self.entity_type} {identity!r} has {owned} session(s); "  # type: ignore[attr-defined]
+                "delete them first or pass cascade=True"
+            )
+        if owned:
+            session.execute(
+                delete(OTASession)
+                .where(self._owned_sessions(identity))
+                .execution_options(synchronize_session=False)
+            )
+            for stale in [obj for obj in session.identity_map.values() if isinstance(obj, OTASession)]:
+                if getattr(stale, self.session_foreign_key) == identity:
+                    session.expunge(stale)
+        super().delete(entity)  # type: ignore[misc]
+
+    def delete_by_id(self, entity_id: Any, cascade: bool = False) -> bool:  # type: ignore[override]
+        """Delete by key; returns whether a row was deleted."""
+        entity = self.find_by_id(entity_id)  # type: ignore[attr-defined]
+        if entity is None:
+            return False
+        self.delete(entity, cascade=cascade)
+        return True
+

@@ -1,0 +1,162 @@
+"""Queries for settings: typed values over a table of built-in defaults, YAML in and out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple
+
+import yaml
+from sqlalchemy import select
+
+from ..events import EventType
+from ..exceptions import ValidationError
+from ..models import Setting
+from ..types import to_plain
+from .base import BaseRepository
+
+
+class DefaultSetting(NamedTuple):
+    value: Any
+    description: str
+    category: str
+
+
+#: Built-in defaults; a stored setting of the same key overrides its value.
+DEFAULT_SETTINGS: dict[str, DefaultSetting] = {
+    "log_retention_days": DefaultSetting(90, "Days to retain APDU logs", "retention"),
+    "session_retention_days": DefaultSetting(365, "Days to retain OTA sessions", "retention"),
+    "test_retention_days": DefaultSetting(365, "Days to retain test results", "retention"),
+    "max_sessions_per_device": DefaultSetting(
+        10, "Maximum concurrent sessions per device", "limits"
+    ),
+    "session_timeout_seconds": DefaultSetting(300, "Seconds before an OTA session times out", "limits"),
+    "log_batch_size": DefaultSetting(1000, "APDU logs buffered before a batch is written", "performance"),
+}
+
+_MISSING: Any = object()
+
+
+class SettingRepository(BaseRepository[Setting]):
+    """Key-value settings holding any JSON value."""
+
+    model = Setting
+    entity_type = "setting"
+    created_event = EventType.SETTING_UPDATED
+    updated_event = EventType.SETTING_UPDATED
+    deleted_event = EventType.SETTING_DELETED
+
+    def get_value(self, key: str, default: Any = _MISSING) -> Any:
+        """The stored value, else ``default`` if given, else the built-in default, else None."""
+        setting = self.find_by_id(key)
+        if setting is not None:
+            return to_plain(setting.value)
+        if default is not _MISSING:
+            return default
+        builtin = DEFAULT_SETTINGS.get(key)
+        return builtin.value if builtin else None
+
+    def set_value(
+        self,
+        key: str,
+        value: Any,
+        description: str | None = None,
+        category: str | None = None,
+    ) -> Setting:
+        """Store ``value`` (any JSON value) under ``key``, creating or replacing it."""
+        if not isinstance(key, str) or not key.strip():
+            raise ValidationError("setting key must be a non-empty string")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValidationError(f"setting {key!r}: value is not JSON-serialisable") from None
+        builtin = DEFAULT_SETTINGS.get(key)
+        setting = self.find_by_id(key)
+        if setting is None:
+            setting = Setting(
+                key=key,
+                value=value,
+                description=description or (builtin.description if builtin else None),
+                category=category or (builtin.category if builtin else None),
+            )
+            return self.create(setting)
+        setting.value = value
+        if description is not None:
+            setting.description = description
+        if category is not None:
+            setting.category = category
+        return self.update(setting)
+
+    def get_by_category(self, category: str) -> dict[str, Any]:
+        """Values of the category's settings, stored ones over built-in defaults."""
+        merged = {
+            key: builtin.value for key, builtin in DEFAULT_SETTINGS.items() if builtin.category == category
+        }
+        statement = select(Setting.key, Setting.value).where(Setting.category == category)
+        merged.update({key: to_plain(value) for key, value in self.session.execute(statement)})
+        return dict(sorted(merged.items()))
+
+    def get_all_settings(self) -> dict[str, Any]:
+        """Every setting's value: stored values merged over the built-in defaults."""
+        merged = {key: builtin.value for key, builtin in DEFAULT_SETTINGS.items()}
+        statement = select(Setting.key, Setting.value)
+        merged.update({key: to_plain(value) for key, value in self.session.execute(statement)})
+        return dict(sorted(merged.items()))
+
+    def export_yaml(self) -> str:
+        """Every effective setting with its description and category, as YAML."""
+        document: dict[str, dict[str, Any]] = {
+            key: {"value": builtin.value, "description": builtin.description, "category": builtin.category}
+            for key, builtin in DEFAULT_SETTINGS.items()
+        }
+        for setting in self._scalars(select(Setting).order_by(Setting.key)):
+            document[setting.key] = {
+                "value": to_plain(setting.value),
+                "description": setting.description,
+                "category": setting.category,
+            }
+        ordered = {"settings": dict(sorted(document.items()))}
+        return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
+
+    def import_yaml(self, text: str) -> int:
+        """Merge settings from YAML (``export_yaml``'s shape, or plain ``key: value``); returns the count."""
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ValidationError(f"settings YAML is malformed{where}") from None
+        if document is None:
+            return 0
+        if isinstance(document, dict) and set(document) == {"settings"}:
+            document = document["settings"]
+        if not isinstance(document, dict):
+            raise ValidationError("settings YAML must be a mapping of setting names")
+        entries = []
+        for key, entry in document.items():
+            if not isinstance(key, str):
+                raise ValidationError(f"setting name {key!r} must be text")
+            if isinstance(entry, dict) and "value" in entry:
+                unknown = set(entry) - {"value", "description", "category"}
+                if unknown:
+                    raise ValidationError(f"setting {key!r}: unknown field(s) {sorted(unknown)}")
+                entries.append((key, entry["value"], entry.get("description"), entry.get("category")))
+            else:
+                entries.append((key, entry, None, None))
+        for key, value, description, category in entries:
+            for name, text_value in (("description", description), ("category", category)):
+                if text_value is not None and not isinstance(text_value, str):
+                    raise ValidationError(f"setting {key!r}: {name} must be text")
+        for key, value, description, category in entries:
+            self.set_value(key, value, description=description, category=category)
+        return len(entries)
+
+    def reset_to_defaults(self, category: str | None = None) -> int:
+        """Delete stored settings (of one category, or all) so the built-in defaults apply again."""
+        statement = select(Setting)
+        if category is not None:
+            statement = statement.where(Setting.category == category)
+        removed = 0
+        for setting in self._scalars(statement):
+            self.delete(setting)
+            removed += 1
+        return removed

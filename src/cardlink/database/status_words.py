@@ -1,0 +1,67 @@
+"""Classes of APDU status words (SW1 SW2), after ISO/IEC 7816-4 and ETSI TS 102 221.
+
+| SW pattern | class        | meaning                                                    |
+|------------|--------------|------------------------------------------------------------|
+| 9000       | success      | normal ending of the command                               |
+| 91xx       | success      | normal ending; a proactive command of xx bytes is pending  |
+| 9240       | error        | memory problem (GSM 11.11)                                 |
+| 92xx       | success      | normal ending with extra information (TS 102 221; retries) |
+| 61xx       | intermediate | xx response bytes still available (GET RESPONSE)           |
+| 6Cxx       | intermediate | wrong Le; re-issue the command with Le = xx                |
+| 9Fxx       | intermediate | 2G SIM: xx response bytes available                        |
+| 62xx       | warning      | state of non-volatile memory unchanged                     |
+| 63xx       | warning      | state of non-volatile memory changed (e.g. 63Cx counters)  |
+| other      | error        | 64xx-6Fxx execution/checking errors, 93xx, 94xx, 98xx ...  |
+
+``find_errors`` returns responses whose status word is in the *error* class.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+#: (class, prefix) pairs; the first matching prefix decides. Prefixes are upper-case hex.
+STATUS_WORD_CLASSES: tuple[tuple[str, str], ...] = (
+    ("success", "9000"),
+    ("success", "91"),
+    ("error", "9240"),
+    ("success", "92"),
+    ("intermediate", "61"),
+    ("intermediate", "6C"),
+    ("intermediate", "9F"),
+    ("warning", "62"),
+    ("warning", "63"),
+)
+
+
+class StatusClass(str, Enum):
+    """What a status word says about the command it answers."""
+
+    SUCCESS = "success"
+    INTERMEDIATE = "intermediate"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def classify(status_word: str) -> StatusClass:
+    """The class of a four-hex-digit status word (any case)."""
+    word = status_word.strip().upper()
+    for status_class, prefix in STATUS_WORD_CLASSES:
+        if word.startswith(prefix):
+            return StatusClass(status_class)
+    return StatusClass.ERROR
+
+
+def error_condition(column: Any) -> Any:
+    """SQL condition on a status-word column that is true exactly for the *error* class."""
+    from sqlalchemy import and_, not_, or_
+
+    decided: list[Any] = []
+    error_words: list[Any] = []
+    for status_class, prefix in STATUS_WORD_CLASSES:
+        matches = column.like(f"{prefix}%")
+        if status_class == "error":
+            error_words.append(and_(matches, *(not_(earlier) for earlier in decided)))
+        decided.append(matches)
+    return or_(*error_words, and_(*(not_(match) for match in decided)))

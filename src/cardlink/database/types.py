@@ -1,0 +1,280 @@
+"""Column types shared by the models, so the three backends store and return the same values.
+
+Time-zone rule: every timestamp is stored in UTC. A naive ``datetime`` handed to
+the layer (``datetime.now()``) is taken as the machine's local time and
+converted; an aware one is converted from its own zone. Timestamps come back
+as aware UTC datetimes on every backend.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, String, TypeDecorator, Uuid
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.ext.mutable import Mutable
+
+from .exceptions import ValidationError
+
+
+def to_utc(value: datetime) -> datetime:
+    """Aware UTC ``datetime`` for ``value``; naive values count as local time."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"expected a datetime, got {type(value).__name__}")
+    return value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC with microseconds and returned aware in UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=False))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return to_utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite through a raw text() query
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def to_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    """``uuid.UUID`` for a UUID or its string form; anything else is a ValidationError."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationError(f"not a valid UUID: {str(value)[:64]!r}") from None
+
+
+class GUID(TypeDecorator[uuid.UUID]):
+    """A UUID column (native on PostgreSQL, CHAR(32) elsewhere) that also accepts strings."""
+
+    impl = Uuid
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        return None if value is None else to_uuid(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        return None if value is None else to_uuid(value)
+
+
+def _json_type() -> Any:
+    return JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+#: JSON everywhere, JSONB on PostgreSQL; a Python ``None`` is stored as SQL NULL.
+JSONType = _json_type()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with UUIDs, datetimes and enums turned into JSON-friendly text."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def to_plain(value: Any) -> Any:
+    """Plain ``dict``/``list`` copy of a (possibly change-tracked) JSON value."""
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    return value
+
+
+class _TrackedDict(dict[str, Any]):
+    """A nested dict that reports in-place changes to the attribute that owns it."""
+
+    def __init__(self, data: dict[str, Any], root: Mutable) -> None:
+        super().__init__({key: _track(item, root) for key, item in data.items()})
+        self._root = root
+
+    def _changed(self) -> None:
+        self._root.changed()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, _track(value, self._root))
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            super().__setitem__(key, _track(value, self._root))
+        self._changed()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = super().pop(key, *default)
+        self._changed()
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
+class _TrackedList(list[Any]):
+    """A nested list that reports in-place changes to the attribute that owns it."""
+
+    def __init__(self, data: list[Any], root: Mutable) -> None:
+        super().__init__(_track(item, root) for item in data)
+        self._root = root
+
+    def _changed(self) -> None:
+        self._root.changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, _track(value, self._root))
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        self._changed()
+
+    def append(self, value: Any) -> None:
+        super().append(_track(value, self._root))
+        self._changed()
+
+    def extend(self, values: Any) -> None:
+        super().extend(_track(value, self._root) for value in values)
+        self._changed()
+
+    def insert(self, index: Any, value: Any) -> None:
+        super().insert(index, _track(value, self._root))
+        self._changed()
+
+    def pop(self, index: Any = -1) -> Any:
+        value = super().pop(index)
+        self._changed()
+        return value
+
+    def remove(self, value: Any) -> None:
+        super().remove(value)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        super().sort(*args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        super().reverse()
+        self._changed()
+
+
+def _track(value: Any, root: Mutable) -> Any:
+    if isinstance(value, dict):
+        return _TrackedDict(value, root)
+    if isinstance(value, list | tuple):
+        return _TrackedList(list(value), root)
+    return value
+
+
+class MutableJSONDict(Mutable, _TrackedDict):
+    """A JSON object attribute whose edits persist, however deeply nested."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        _TrackedDict.__init__(self, data or {}, self)
+
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> Any:
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls(value)
+        raise ValidationError(f"{key}: expected a JSON object (dict), got {type(value).__name__}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return to_plain(self)  # type: ignore[no-any-return]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        _TrackedDict.__init__(self, state, self)
+
+
+#: A JSON-object column with nested change tracking.
+JSONDict = MutableJSONDict.as_mutable(_json_type())
+
+
+class LabelledEnum(str, enum.Enum):
+    """A string enum whose ``str()`` and format are its value, as stored in the database."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self.value), format_spec)
+
+
+def enum_column(enum_class: type[enum.Enum]) -> Any:
+    """Enum stored as its value in a VARCHAR, so all backends agree and new members need no DDL."""
+    from sqlalchemy import Enum
+
+    longest = max(len(str(member.value)) for member in enum_class)
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        validate_strings=True,
+        length=max(16, longest),
+        values_callable=lambda members: [str(member.value) for member in members],
+    )
+
+
+__all__ = [
+    "GUID",
+    "JSONDict",
+    "JSONType",
+    "LabelledEnum",
+    "String",
+    "UTCDateTime",
+    "enum_column",
+    "json_safe",
+    "to_plain",
+    "to_utc",
+    "to_uuid",
+    "utcnow",
+]
