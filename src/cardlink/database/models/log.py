@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..types import GUID, UTCDateTime, enum_column, utcnow
@@ -41,6 +41,7 @@ class CommLog(TimestampMixin, Base):
     decoded_data: Mapped[str | None] = mapped_column(Text)
     status_word: Mapped[str | None] = mapped_column(String(4))
     status_message: Mapped[str | None] = mapped_column(String(255))
-    latency_ms: Mapped[float | None] = mapped_column(Float)
+    # DOUBLE: MySQL/MariaDB FLOAT is single precision and returns ~6 significant digits.
+    latency_ms: Mapped[float | None] = mapped_column(Double)
 
     session: Mapped[OTASession] = relationship(back_populates="logs", lazy="select")
