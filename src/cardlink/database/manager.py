@@ -95,8 +95,11 @@ class DatabaseManager:
 
     def create_tables(self) -> None:
         """Create every table and index that does not exist yet, and record the schema revision."""
+        from .migrate import stamp_head_if_unversioned  # migrate imports this module
+
         with translated_errors():
             Base.metadata.create_all(self.engine)
+        stamp_head_if_unversioned(self)
 
     def drop_tables(self) -> None:
         """Drop every CardLink table (and the migration version table)."""
