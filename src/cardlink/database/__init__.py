@@ -13,6 +13,7 @@ from .exceptions import (
     ValidationError,
 )
 from .manager import DatabaseManager
+from .migrate import downgrade, get_current_revision, get_pending_revisions, run_migrations
 from .models import (
     Base,
     CardProfile,
@@ -76,5 +77,9 @@ __all__ = [
     "TestStatus",
     "UnitOfWork",
     "ValidationError",
+    "downgrade",
+    "get_current_revision",
     "get_emitter",
+    "get_pending_revisions",
+    "run_migrations",
 ]

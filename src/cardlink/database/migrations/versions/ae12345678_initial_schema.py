@@ -168,7 +168,7 @@ def upgrade() -> None:
         sa.Column("decoded_data", sa.Text(), nullable=True),
         sa.Column("status_word", sa.String(length=4), nullable=True),
         sa.Column("status_message", sa.String(length=255), nullable=True),
-        sa.Column("latency_ms", sa.Float(), nullable=True),
+        sa.Column("latency_ms", sa.Double(), nullable=True),
         *_timestamps(),
         sa.ForeignKeyConstraint(
             ["session_id"],
