@@ -94,6 +94,12 @@ def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | 
         return None
     if isinstance(error, sa_exc.IntegrityError):
         return IntegrityError(describe_integrity_error(error))
+    if isinstance(error, sa_exc.TimeoutError):
+        return ConnectionError(
+            f"no free connection to {url}: the pool is exhausted and the wait timed out "
+            f"({_first_line(error).split(' (Background')[0]}); raise pool_size/max_overflow/"
+            "pool_timeout or close units of work sooner"
+        )
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return ConnectionError(
             f"lost the connection to {url}: {_first_line(error)} "
