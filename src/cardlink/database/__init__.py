@@ -39,10 +39,20 @@ from .repositories import (
     SettingRepository,
     TestRepository,
 )
+from .transfer import (
+    TABLE_NAMES,
+    ConflictMode,
+    DataExporter,
+    DataImporter,
+    ExportFormat,
+    ImportResult,
+    detect_format,
+)
 from .unit_of_work import UnitOfWork
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "TABLE_NAMES",
     "Base",
     "BaseRepository",
     "CardProfile",
@@ -51,7 +61,10 @@ __all__ = [
     "CommDirection",
     "CommLog",
     "ConfigurationError",
+    "ConflictMode",
     "ConnectionError",
+    "DataExporter",
+    "DataImporter",
     "DatabaseConfig",
     "DatabaseError",
     "DatabaseEvent",
@@ -62,6 +75,8 @@ __all__ = [
     "EncryptionError",
     "EventEmitter",
     "EventType",
+    "ExportFormat",
+    "ImportResult",
     "IntegrityError",
     "LogRepository",
     "MigrationError",
@@ -77,6 +92,7 @@ __all__ = [
     "TestStatus",
     "UnitOfWork",
     "ValidationError",
+    "detect_format",
     "downgrade",
     "get_current_revision",
     "get_emitter",

@@ -1,0 +1,196 @@
+"""DataExporter: writes the database as one JSON or YAML document, a page of rows at a time."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+import yaml
+from sqlalchemy import Connection, Enum, String, Table, cast, literal, select
+from sqlalchemy.dialects import mysql
+
+from ..exceptions import ValidationError, translated_errors
+from ..types import utcnow
+from .formats import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    PSK_COLUMN,
+    ExportFormat,
+    coerce_format,
+    encode_row,
+    format_datetime,
+    primary_key,
+    resolve_tables,
+    table_for,
+)
+
+if TYPE_CHECKING:
+    from ..unit_of_work import UnitOfWork
+
+#: ``progress(table, rows_done)`` after every page written.
+Progress = Callable[[str, int], Any]
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The Alembic revision recorded in the database, or None.
+
+    Read on the unit of work's own connection: a second connection would wait for
+    SQLite's write lock, which the unit of work may hold.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    with translated_errors():
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ", ".join(sorted(heads)) if heads else None
+
+
+def _sort_key(table: Table, dialect_name: str) -> Any:
+    """The key to page by, compared byte-wise so every backend orders text keys alike."""
+    key = primary_key(table)
+    if not isinstance(key.type, String) or isinstance(key.type, Enum):
+        return key
+    if dialect_name == "postgresql":
+        return key.collate("C")
+    if dialect_name in ("mysql", "mariadb"):
+        return cast(key, mysql.BINARY())
+    return key  # SQLite compares text with BINARY already
+
+
+def _bound(sort_key: Any, key: Any, last: Any) -> Any:
+    """The last key seen, in the same byte-wise form as ``sort_key``."""
+    if sort_key is key:
+        return last
+    value = literal(last, key.type)
+    return cast(value, mysql.BINARY()) if isinstance(sort_key.type, mysql.BINARY) else value
+
+
+class DataExporter:
+    """Exports tables as a document the :class:`DataImporter` reads back on any backend.
+
+    Example::
+
+        with UnitOfWork(manager) as uow:
+            data = DataExporter(uow).export_all(ExportFormat.JSON)
+    """
+
+    def __init__(self, uow: UnitOfWork, *, include_psk: bool = True, page_size: int = 1000) -> None:
+        if page_size < 1:
+            raise ValidationError(f"page_size must be at least 1, got {page_size!r}")
+        self._uow = uow
+        self.include_psk = include_psk
+        self.page_size = page_size
+
+    # -- the guide's API -------------------------------------------------------------
+
+    def export_all(self, format: ExportFormat | str = ExportFormat.JSON) -> str:
+        """Every table as one document (text)."""
+        buffer = io.StringIO()
+        self.write(buffer, format)
+        return buffer.getvalue()
+
+    def export_selective(
+        self, tables: Iterable[str] | str, format: ExportFormat | str = ExportFormat.JSON
+    ) -> str:
+        """Only the named tables (see ``TABLE_NAMES``), e.g. ``["devices", "cards"]``."""
+        buffer = io.StringIO()
+        self.write(buffer, format, tables=tables)
+        return buffer.getvalue()
+
+    # -- streaming -------------------------------------------------------------------
+
+    def write(
+        self,
+        stream: TextIO,
+        format: ExportFormat | str = ExportFormat.JSON,
+        *,
+        tables: Iterable[str] | str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Write the document to ``stream`` page by page; returns the rows written per table."""
+        chosen_format = coerce_format(format)
+        names = resolve_tables(tables)
+        self._uow.flush()
+        header = self.header()
+        if chosen_format is ExportFormat.JSON:
+            return self._write_json(stream, header, names, progress)
+        return self._write_yaml(stream, header, names, progress)
+
+    def header(self) -> dict[str, Any]:
+        """The document's header: format, version, schema revision, export time, PSK policy."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "schema_revision": schema_revision(self._uow.session.connection()),
+            "exported_at": format_datetime(utcnow()),
+            "psk_keys": "encrypted" if self.include_psk else "omitted",
+        }
+
+    def iter_rows(self, name: str) -> Iterator[list[dict[str, Any]]]:
+        """The table's rows as document rows, one page at a time, in key order."""
+        (name,) = resolve_tables([name])
+        table = table_for(name)
+        skip = (
+            frozenset({PSK_COLUMN[1]})
+            if name == PSK_COLUMN[0] and not self.include_psk
+            else frozenset()
+        )
+        session = self._uow.session
+        sort_key = _sort_key(table, session.get_bind().dialect.name)
+        key = primary_key(table)
+        last: Any = None
+        while True:
+            statement = select(table).order_by(sort_key).limit(self.page_size)
+            if last is not None:
+                statement = statement.where(sort_key > _bound(sort_key, key, last))
+            with translated_errors():
+                rows = session.execute(statement).all()
+            if not rows:
+                return
+            yield [encode_row(table, row, skip=skip) for row in rows]
+            if len(rows) < self.page_size:
+                return
+            last = rows[-1]._mapping[key]
+
+    def _write_json(
+        self, stream: TextIO, header: dict[str, Any], names: list[str], progress: Progress | None
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        stream.write("{\n")
+        for key, value in header.items():
+            stream.write(f"  {json.dumps(key)}: {json.dumps(value)},\n")
+        stream.write('  "tables": {')
+        for position, name in enumerate(names):
+            stream.write(("," if position else "") + f"\n    {json.dumps(name)}: [")
+            done = 0
+            for page in self.iter_rows(name):
+                for row in page:
+                    stream.write(("," if done else "") + "\n      " + json.dumps(row))
+                    done += 1
+                if progress is not None:
+                    progress(name, done)
+            stream.write("\n    ]" if done else "]")
+            counts[name] = done
+        stream.write("\n  }\n}\n")
+        return counts
+
+    def _write_yaml(
+        self, stream: TextIO, header: dict[str, Any], names: list[str], progress: Progress | None
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        stream.write(yaml.safe_dump(header, sort_keys=False))
+        stream.write("tables:\n")
+        for name in names:
+            done = 0
+            stream.write(f"  {name}:")
+            for page in self.iter_rows(name):
+                for row in page:
+                    text = yaml.safe_dump([row], sort_keys=False, default_flow_style=False)
+                    stream.write("\n" + "\n".join("  " + line for line in text.splitlines()))
+                    done += 1
+                if progress is not None:
+                    progress(name, done)
+            stream.write("\n" if done else " []\n")
+            counts[name] = done
+        return counts

@@ -1,0 +1,174 @@
+"""An incremental reader for the export document: JSON of any size read in bounded memory.
+
+The stdlib decoder reads one value from a buffer (``raw_decode``); this reader walks
+the document's outer structure itself (the top-level object, ``tables``, each
+table's array) and hands every row to the decoder one at a time, reading the
+stream in chunks as it goes. Any valid JSON layout works, one row per line or not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..exceptions import ValidationError
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+#: Decoder errors this close to the end of the buffer may just mean "read more".
+_TAIL = 8
+
+
+class JSONStreamReader:
+    """Reads JSON values one at a time from a text stream."""
+
+    chunk_size = 1 << 16
+    #: The largest single value (one row) accepted, in characters.
+    max_value_size = 16 << 20
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+        self._line = 1  # line number of self._buffer[0]
+        self._decoder = json.JSONDecoder()
+
+    # -- low level ---------------------------------------------------------------
+
+    def _fill(self, at_least: int = 0) -> bool:
+        """Append more text (dropping what was consumed); False at the end of the stream."""
+        if self._eof:
+            return False
+        chunk = self._stream.read(max(self.chunk_size, at_least))
+        if not isinstance(chunk, str):
+            raise ValidationError("import: the stream must be opened in text mode (or pass bytes)")
+        if not chunk:
+            self._eof = True
+            return False
+        if self._pos:
+            self._line += self._buffer.count("\n", 0, self._pos)
+            self._buffer = self._buffer[self._pos :]
+            self._pos = 0
+        self._buffer += chunk
+        return True
+
+    def _skip_whitespace(self) -> None:
+        while True:
+            match = _WHITESPACE.match(self._buffer, self._pos)
+            assert match is not None
+            self._pos = match.end()
+            if self._pos < len(self._buffer) or not self._fill():
+                return
+
+    def where(self, position: int | None = None) -> str:
+        """``line L column C`` of ``position`` in the buffer (default: the current one)."""
+        position = self._pos if position is None else position
+        line = self._line + self._buffer.count("\n", 0, position)
+        start = self._buffer.rfind("\n", 0, position) + 1
+        return f"line {line} column {position - start + 1}"
+
+    def error(self, message: str, position: int | None = None) -> ValidationError:
+        return ValidationError(f"import: malformed JSON at {self.where(position)}: {message}")
+
+    def peek(self) -> str:
+        """The next non-blank character, or ``""`` at the end."""
+        self._skip_whitespace()
+        return self._buffer[self._pos] if self._pos < len(self._buffer) else ""
+
+    def expect(self, character: str, context: str) -> None:
+        found = self.peek()
+        if found != character:
+            shown = repr(found) if found else "the end of the document"
+            raise self.error(f"expected {character!r} {context}, found {shown}")
+        self._pos += 1
+
+    def value(self) -> Any:
+        """The next complete JSON value."""
+        self._skip_whitespace()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError as error:
+                pending = len(self._buffer) - self._pos
+                maybe_incomplete = error.pos >= len(self._buffer) - _TAIL or error.msg.startswith(
+                    "Unterminated string"
+                )
+                if maybe_incomplete and pending <= self.max_value_size and self._fill(pending):
+                    continue
+                if pending > self.max_value_size:
+                    raise self.error(
+                        f"a value is larger than {self.max_value_size} characters"
+                    ) from None
+                raise self.error(error.msg, error.pos) from None
+            if end == len(self._buffer) and self._buffer[end - 1] not in '}]"' and self._fill():
+                continue  # a number or literal at the end of the buffer may go on
+            self._pos = end
+            return value
+
+    def at_end(self) -> bool:
+        return self.peek() == ""
+
+    # -- structure -----------------------------------------------------------------
+
+    def members(self, context: str) -> Iterator[str]:
+        """The keys of the object starting here; the caller reads each member's value."""
+        self.expect("{", context)
+        if self.peek() == "}":
+            self._pos += 1
+            return
+        while True:
+            if self.peek() != '"':
+                raise self.error(f"expected a quoted member name in {context}")
+            key = self.value()
+            self.expect(":", f"after {key!r}")
+            yield key
+            if self.peek() == ",":
+                self._pos += 1
+                continue
+            self.expect("}", f"to close {context}")
+            return
+
+    def items(self, context: str) -> Iterator[Any]:
+        """The values of the array starting here, one at a time."""
+        self.expect("[", context)
+        if self.peek() == "]":
+            self._pos += 1
+            return
+        while True:
+            yield self.value()
+            if self.peek() == ",":
+                self._pos += 1
+                continue
+            self.expect("]", f"to close {context}")
+            return
+
+
+#: Events of :func:`read_json_document`: ``("header", key, value)``, ``("tables", "", None)``
+#: once the rows begin, then ``("table", name, None)`` and ``("row", name, row)``.
+DocumentEvent = tuple[str, str, Any]
+
+
+def read_json_document(stream: TextIO) -> Iterator[DocumentEvent]:
+    """Walk an export document, yielding its header members, then each table's rows."""
+    reader = JSONStreamReader(stream)
+    if reader.at_end():
+        raise ValidationError("import: the document is empty")
+    if reader.peek() != "{":
+        raise reader.error("the document must be a JSON object")
+    for key in reader.members("the document"):
+        if key != "tables":
+            yield ("header", key, reader.value())
+            continue
+        if reader.peek() != "{":
+            raise reader.error('"tables" must be an object of table name to rows')
+        yield ("tables", "", None)
+        for name in reader.members('"tables"'):
+            yield ("table", name, None)
+            if reader.peek() != "[":
+                raise reader.error(f'"tables.{name}" must be an array of rows')
+            for row in reader.items(f'"tables.{name}"'):
+                yield ("row", name, row)
+    if not reader.at_end():
+        raise reader.error("unexpected text after the end of the document")

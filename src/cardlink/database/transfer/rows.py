@@ -1,0 +1,235 @@
+"""Writing one table's imported rows: checks, conflict handling and batched Core statements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Column, bindparam, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from ..exceptions import ValidationError, describe_integrity_error, translated_errors
+from .formats import (
+    PSK_COLUMN,
+    ConflictMode,
+    check_psk_ciphertext,
+    decode_value,
+    primary_key,
+    table_for,
+)
+
+Counts = dict[str, int]
+
+
+def _default(column: Column[Any]) -> Any:
+    """The value the column's Python-side default gives (``uuid4()``, ``utcnow()``, a constant)."""
+    default = column.default
+    if default is None:
+        return None
+    if getattr(default, "is_callable", False):
+        return default.arg(None)  # type: ignore[attr-defined, operator]
+    return getattr(default, "arg", None)
+
+
+class TableWriter:
+    """Collects a table's rows into batches and writes each batch with executemany."""
+
+    def __init__(
+        self,
+        session: Session,
+        name: str,
+        *,
+        mode: ConflictMode,
+        keep_stored_psk: bool,
+        counts: Counts,
+        batch_size: int = 500,
+        progress: Callable[[str, int], Any] | None = None,
+    ) -> None:
+        self.session = session
+        self.name = name
+        self.table = table_for(name)
+        self.key = primary_key(self.table)
+        self.mode = mode
+        self.counts = counts
+        self.batch_size = batch_size
+        self.progress = progress
+        self.rows_done = 0
+        self.explicit_ids = False
+        self._pending: list[tuple[int, dict[str, Any]]] = []
+        self._columns = {column.name: column for column in self.table.columns}
+        self._never_updated = (
+            {PSK_COLUMN[1]} if keep_stored_psk and name == PSK_COLUMN[0] else set()
+        )
+        self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
+
+    def where(self, index: int, field: str | None = None) -> str:
+        return f"import: {self.name}[{index}]" + (f".{field}" if field else "")
+
+    # -- collecting --------------------------------------------------------------------
+
+    def add(self, index: int, raw: Any) -> None:
+        """Check and decode one document row; writes a batch when enough are collected."""
+        if not isinstance(raw, dict):
+            kind = type(raw).__name__ if raw is not None else "null"
+            raise ValidationError(f"{self.where(index)}: expected an object, got {kind}")
+        row: dict[str, Any] = {}
+        for field, value in raw.items():
+            column = self._columns.get(field) if isinstance(field, str) else None
+            if column is None:
+                valid = ", ".join(self._columns)
+                raise ValidationError(
+                    f"{self.where(index, str(field))}: unknown field; valid fields: {valid}"
+                )
+            where = self.where(index, field)
+            decoded = decode_value(column, value, where)
+            if decoded is None and not column.nullable:
+                raise ValidationError(f"{where}: required field is null")
+            if field == PSK_COLUMN[1] and decoded is not None:
+                check_psk_ciphertext(decoded, where)
+            row[field] = decoded
+        key = self.key.name
+        if row.get(key) is None:
+            if self.key.default is not None:
+                row[key] = _default(self.key)
+            elif self.key.autoincrement is not True:
+                raise ValidationError(f"{self.where(index, key)}: required field is missing")
+        self._pending.append((index, row))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the collected rows: new keys inserted, existing ones per the conflict mode."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        key = self.key.name
+        existing = self._existing({row[key] for _, row in batch if row.get(key) is not None})
+        inserts: list[tuple[int, dict[str, Any]]] = []
+        updates: list[tuple[int, dict[str, Any]]] = []
+        seen: set[Any] = set()
+        for index, row in batch:
+            value = row.get(key)
+            if value is not None and (value in existing or value in seen):
+                updates.append((index, row))
+            else:
+                inserts.append((index, self._complete(index, row)))
+                if value is not None:
+                    seen.add(value)
+        if self.mode is ConflictMode.SKIP:
+            self.counts["skipped"] += len(updates)
+            updates = []
+        else:
+            updates = [(index, self._changes(index, row)) for index, row in updates]
+        self._check_foreign_keys(inserts + updates)
+        self._insert(inserts)
+        self._update(updates)
+        self.counts["created"] += len(inserts)
+        self.counts["updated"] += len(updates)
+        self.rows_done += len(batch)
+        if self.progress is not None:
+            self.progress(self.name, self.rows_done)
+
+    def finish(self, *, dry_run: bool) -> None:
+        """Write the last batch; on PostgreSQL move the log id sequence past imported ids."""
+        self.flush()
+        if (
+            self.explicit_ids
+            and not dry_run
+            and self.session.get_bind().dialect.name == "postgresql"
+        ):
+            name, key = self.table.name, self.key.name
+            self._run(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', '{key}'), "
+                    f"(SELECT MAX({key}) FROM {name}))"
+                ),
+                None,
+                "the id sequence",
+            )
+
+    def _complete(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
+        """Every column for an INSERT or OVERWRITE: defaults for absent ones; required ones checked."""
+        full: dict[str, Any] = {}
+        for name, column in self._columns.items():
+            if name in row:
+                full[name] = row[name]
+            elif column is self.key and column.autoincrement is True:
+                continue
+            elif column.default is not None:
+                full[name] = _default(column)
+            elif column.nullable:
+                full[name] = None
+            else:
+                raise ValidationError(f"{self.where(index, name)}: required field is missing")
+        return full
+
+    def _changes(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
+        """The SET of an update: all columns (OVERWRITE) or only the incoming ones (MERGE)."""
+        values = self._complete(index, row) if self.mode is ConflictMode.OVERWRITE else dict(row)
+        return {name: value for name, value in values.items() if name not in self._never_updated}
+
+    def _existing(self, keys: set[Any]) -> set[Any]:
+        if not keys:
+            return set()
+        statement = select(self.key).where(self.key.in_(keys))
+        return set(self._run(statement, None, "looking up keys").scalars())
+
+    def _check_foreign_keys(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        for column, parent in self._foreign_keys:
+            wanted = {row[column.name] for _, row in rows if row.get(column.name) is not None}
+            if not wanted:
+                continue
+            statement = select(parent).where(parent.in_(wanted))
+            found = set(self._run(statement, None, "checking references").scalars())
+            for index, row in rows:
+                value = row.get(column.name)
+                if value is not None and value not in found:
+                    raise ValidationError(
+                        f"{self.where(index, column.name)}: {parent.table.name} {str(value)!r} "
+                        "does not exist (dangling foreign key)"
+                    )
+
+    def _insert(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for _, row in rows:
+            groups.setdefault(tuple(row), []).append(row)
+        for fields, params in groups.items():
+            if self.key.name in fields and self.key.autoincrement is True:
+                self.explicit_ids = True
+            self._run(self.table.insert(), params, f"rows {rows[0][0]}..{rows[-1][0]}")
+
+    def _update(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        key = self.key.name
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for _, row in rows:
+            fields = tuple(name for name in row if name != key)
+            values = {f"v_{name}": row[name] for name in fields}
+            values["k_key"] = row[key]
+            groups.setdefault(fields, []).append(values)
+        for fields, params in groups.items():
+            if not fields:
+                continue
+            statement = (
+                update(self.table)
+                .where(self.key == bindparam("k_key", type_=self.key.type))
+                .values(
+                    {
+                        name: bindparam(f"v_{name}", type_=self._columns[name].type)
+                        for name in fields
+                    }
+                )
+            )
+            self._run(statement, params, f"rows {rows[0][0]}..{rows[-1][0]}")
+
+    def _run(self, statement: Any, params: Any, what: str) -> Any:
+        """Execute on the unit of work's connection; a refused row becomes a ValidationError."""
+        with translated_errors():
+            try:
+                return self.session.connection().execute(statement, params)
+            except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+                raise ValidationError(
+                    f"import: {self.name} {what}: {describe_integrity_error(error)}"
+                ) from None
