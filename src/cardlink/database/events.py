@@ -17,28 +17,55 @@ WILDCARD = "*"
 
 
 class EventType(LabelledEnum):
-    """Every change the layer announces; values are ``entity.action``."""
+    """Every change the layer announces; values are ``entity.action``.
 
+    All but ``DATABASE_ERROR`` are queued by the unit of work and delivered after
+    its commit succeeds, in the order the writes happened.
+    """
+
+    #: ``devices.create``/``create_all``.
     DEVICE_CREATED = "device.created"
+    #: ``devices.update``, ``update_last_seen``, ``activate``, ``deactivate``.
     DEVICE_UPDATED = "device.updated"
+    #: ``devices.delete``/``delete_by_id`` (with ``cascade=True`` its sessions and logs go too).
     DEVICE_DELETED = "device.deleted"
+    #: ``cards.create``/``create_with_psk``.
     CARD_CREATED = "card.created"
+    #: ``cards.update``, ``update_psk``, ``clear_psk`` (never the key itself).
     CARD_UPDATED = "card.updated"
+    #: ``cards.delete``/``delete_by_id``.
     CARD_DELETED = "card.deleted"
+    #: ``sessions.create``/``create_session``.
     SESSION_CREATED = "session.created"
+    #: ``sessions.update``, ``start_session``, ``set_tls_info``.
     SESSION_UPDATED = "session.updated"
+    #: ``sessions.complete_session``.
     SESSION_COMPLETED = "session.completed"
+    #: ``sessions.fail_session`` and ``timeout_session`` (``data["status"]`` tells which).
     SESSION_FAILED = "session.failed"
+    #: ``sessions.delete``/``delete_by_id``.
     SESSION_DELETED = "session.deleted"
+    #: ``logs.add_log``/``create``: one APDU.
     LOG_CREATED = "log.created"
+    #: A buffered ``add_log_batch`` written (on ``flush_batch`` or commit): one event per batch,
+    #: ``data = {"count", "session_ids" (first 100), "session_count"}``.
     LOG_BATCH_CREATED = "log.batch_created"
+    #: ``logs.purge_old``: ``data = {"count", "older_than"}``.
     LOGS_PURGED = "log.purged"
+    #: ``tests.create``/``create_result``.
     TEST_RESULT_CREATED = "test_result.created"
+    #: ``tests.update``.
     TEST_RESULT_UPDATED = "test_result.updated"
+    #: ``tests.delete``/``delete_by_id``.
     TEST_RESULT_DELETED = "test_result.deleted"
+    #: ``settings.set_value`` (new or changed), ``import_yaml``.
     SETTING_UPDATED = "setting.updated"
+    #: ``settings.delete``, ``reset_to_defaults``.
     SETTING_DELETED = "setting.deleted"
+    #: A bulk operation finished: ``DataImporter`` imports (``data`` has the counts).
     BATCH_COMPLETED = "batch.completed"
+    #: A commit the database refused; delivered at once,
+    #: ``data = {"operation", "error", "message"}``.
     DATABASE_ERROR = "database.error"
 
 
@@ -104,10 +131,11 @@ class EventEmitter:
             return any(self._handlers.values())
 
     def emit(self, event: DatabaseEvent) -> None:
-        """Deliver ``event`` to its handlers, then the wildcard ones; a failing handler is logged."""
+        """Deliver ``event`` to its handlers, then the wildcard ones; a failing one is logged."""
         with self._lock:
             handlers = list(self._handlers.get(str(event.event_type), ()))
-            handlers += self._handlers.get(WILDCARD, ())
+            # A handler registered for the type and for "*" still hears the event once.
+            handlers += [h for h in self._handlers.get(WILDCARD, ()) if h not in handlers]
         for handler in handlers:
             try:
                 handler(event)
@@ -117,6 +145,15 @@ class EventEmitter:
     def emit_all(self, events: Iterable[DatabaseEvent]) -> None:
         for event in events:
             self.emit(event)
+
+
+def error_event(operation: str, error: BaseException) -> DatabaseEvent:
+    """A ``DATABASE_ERROR`` event for a failed ``operation``; the message is the layer's own."""
+    return DatabaseEvent(
+        event_type=EventType.DATABASE_ERROR,
+        entity_type="database",
+        data={"operation": operation, "error": type(error).__name__, "message": str(error)[:500]},
+    )
 
 
 _emitter = EventEmitter()

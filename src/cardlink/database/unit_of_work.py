@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from .events import DatabaseEvent, EventEmitter, EventType, get_emitter
-from .exceptions import DatabaseError, translated_errors
+from .events import DatabaseEvent, EventEmitter, EventType, error_event, get_emitter
+from .exceptions import DatabaseError, ValidationError, translated_errors
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
@@ -110,10 +110,19 @@ class UnitOfWork:
             self.session.flush()
 
     def commit(self) -> None:
-        """Write everything done so far, then deliver its events in order."""
-        self.flush()
-        with translated_errors():
-            self.session.commit()
+        """Write everything done so far, then deliver its events in order.
+
+        A commit the database refuses delivers one ``DATABASE_ERROR`` event at once
+        (and none of the queued ones) before the error is raised.
+        """
+        try:
+            self.flush()
+            with translated_errors():
+                self.session.commit()
+        except DatabaseError as error:
+            if not isinstance(error, ValidationError):
+                self._emitter.emit(error_event("commit", error))
+            raise
         events, self._events = self._events, []
         if events:
             self._emitter.emit_all(events)

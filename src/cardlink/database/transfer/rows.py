@@ -151,7 +151,7 @@ class TableWriter:
             )
 
     def _complete(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
-        """Every column for an INSERT or OVERWRITE: defaults for absent ones; required ones checked."""
+        """Every column for INSERT/OVERWRITE: defaults for absent ones, required ones checked."""
         full: dict[str, Any] = {}
         for name, column in self._columns.items():
             if name in row:
