@@ -1,0 +1,11 @@
+"""The ``cardlink-db`` command line: a thin click layer over the library.
+
+Each command is one function in a module of this package; importing the module
+registers it on the ``cli`` group. To add a command, write it with
+``@cli.command()`` (from ``.app``) and import its module below.
+"""
+
+from . import data, maintenance, schema
+from .app import CliState, CommandFailed, cli, main
+
+__all__ = ["CliState", "CommandFailed", "cli", "data", "main", "maintenance", "schema"]

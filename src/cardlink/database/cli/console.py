@@ -1,0 +1,103 @@
+"""Terminal helpers: confirmation of destructive work, and progress shown only when it helps."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .app import fail
+
+#: Progress appears only for work that has already taken this long.
+PROGRESS_DELAY_SECONDS = 1.0
+
+
+def stdin_is_terminal() -> bool:
+    """True when a person can answer a prompt."""
+    return sys.stdin.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    """True when progress on stderr would be seen (and not land in a log or pipe)."""
+    return sys.stderr.isatty()
+
+
+def confirm_destructive(question: str, *, yes: bool, flag: str = "--yes") -> None:
+    """Ask before destroying data; ``--yes`` skips; no terminal and no ``--yes`` refuses."""
+    if yes:
+        return
+    if not stdin_is_terminal():
+        fail(f"refusing to continue without confirmation: stdin is not a terminal (pass {flag})")
+    if not click.confirm(question, default=False):
+        fail("cancelled; nothing was changed")
+
+
+class RowProgress:
+    """A ``progress(table, rows_done)`` callback that draws a bar on stderr after ~1 s.
+
+    Quiet when stderr is not a terminal, or when ``enabled`` is false (e.g. the data
+    itself is going to the terminal).
+    """
+
+    def __init__(self, description: str, *, totals: dict[str, int] | None, enabled: bool) -> None:
+        self._description = description
+        self._totals = totals or {}
+        self._enabled = enabled and stderr_is_terminal()
+        self._started = time.monotonic()
+        self._done: dict[str, int] = {}
+        self._progress: Progress | None = None
+        self._task: int | None = None
+
+    def __call__(self, table: str, rows_done: int) -> None:
+        self._done[table] = rows_done
+        if not self._enabled:
+            return
+        if self._progress is None:
+            if time.monotonic() - self._started < PROGRESS_DELAY_SECONDS:
+                return
+            self._start()
+        assert self._progress is not None and self._task is not None
+        description = f"{self._description} {table}"
+        done = sum(self._done.values())
+        self._progress.update(self._task, completed=done, description=description)
+
+    def _start(self) -> None:
+        total = sum(self._totals.values()) or None
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self._description, total=total)
+
+    def __enter__(self) -> RowProgress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on stderr while one long statement runs (terminal only)."""
+    if not stderr_is_terminal():
+        yield
+        return
+    with Console(stderr=True).status(message):
+        yield
