@@ -31,13 +31,16 @@ class SessionOwnerMixin:
                 "delete them first or pass cascade=True"
             )
         if owned:
+            # Ids first: after the DELETE, reading an expired session object would fail.
+            doomed = session.scalars(select(OTASession.id).where(self._owned_sessions(identity)))
+            doomed_ids = set(doomed.all())
             session.execute(
                 delete(OTASession)
                 .where(self._owned_sessions(identity))
                 .execution_options(synchronize_session=False)
             )
-            for stale in [obj for obj in session.identity_map.values() if isinstance(obj, OTASession)]:
-                if getattr(stale, self.session_foreign_key) == identity:
+            for key, stale in list(session.identity_map.items()):
+                if isinstance(stale, OTASession) and key[1][0] in doomed_ids:
                     session.expunge(stale)
         super().delete(entity)  # type: ignore[misc]
 
