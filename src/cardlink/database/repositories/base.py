@@ -293,10 +293,25 @@ class BaseRepository(Generic[ModelT]):
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+#: Longest text a LIKE search accepts (SQLite refuses patterns past 50,000 bytes).
+MAX_SEARCH_LENGTH = 1000
+
+
+def check_search_text(text: str, *, what: str) -> None:
+    """Refuse text a LIKE pattern cannot carry: NUL (SQLite cuts the pattern there) or too long."""
+    if "\x00" in text:
+        raise ValidationError(f"{what} contains a NUL character")
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise ValidationError(
+            f"{what} is {len(text)} characters long; at most {MAX_SEARCH_LENGTH} are accepted"
+        )
+
+
 def like_pattern(text: str) -> str:
     """Lower-case ``%text%`` for LIKE with ``\\`` as escape, so ``%`` and ``_`` match literally."""
     if not isinstance(text, str):
         raise ValidationError(f"search text must be a string, got {type(text).__name__}")
+    check_search_text(text, what="search text")
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
