@@ -289,8 +289,28 @@ class BaseRepository(Generic[ModelT]):
         statement = delete(self.model).where(*criteria).execution_options(synchronize_session=False)
         with translated_errors():
             result = self.session.execute(statement)
-        self.session.expire_all()
+            self._forget_deleted()
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _forget_deleted(self) -> None:
+        """Drop from the session the held entities whose rows a bulk DELETE removed.
+
+        Only those: expiring everything would leave the caller's other objects
+        unreadable once the unit of work closes.
+        """
+        held = [obj for obj in self.session.identity_map.values() if isinstance(obj, self.model)]
+        identities = list({self._identity(obj) for obj in held})
+        remaining: set[Any] = set()
+        for start in range(0, len(identities), 500):
+            chunk = identities[start : start + 500]
+            remaining.update(self.session.scalars(select(self._pk).where(self._pk.in_(chunk))))
+        for obj in held:
+            if self._identity(obj) not in remaining:
+                self.session.expunge(obj)
+        for owner in list(self.session.identity_map.values()):
+            for relationship in inspect(type(owner)).relationships:
+                if relationship.mapper.class_ is self.model and relationship.key in inspect(owner).dict:
+                    self.session.expire(owner, [relationship.key])
 
 
 #: Longest text a LIKE search accepts (SQLite refuses patterns past 50,000 bytes).
