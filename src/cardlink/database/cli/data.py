@@ -134,20 +134,24 @@ def import_(
       cardlink-db import --format yaml --conflict merge backup.yaml
       cardlink-db import --dry-run backup.json
     """
-    if format_name is not None:
-        chosen = ExportFormat(format_name.lower())
-    elif file == "-":
-        chosen = ExportFormat.JSON
-    else:
-        chosen = detect_file_format(file)
     mode = ConflictMode(conflict.lower())
-    with _open_input(file) as stream, state.manager() as manager, UnitOfWork(manager) as uow:
-        with RowProgress("Importing", totals=None, enabled=True) as progress:
+    with _open_input(file) as stream:
+        if format_name is not None:
+            chosen = ExportFormat(format_name.lower())
+        elif file == "-":
+            chosen = ExportFormat.JSON
+        else:
+            chosen = detect_file_format(file)
+        with (
+            state.manager() as manager,
+            UnitOfWork(manager) as uow,
+            RowProgress("Importing", totals=None, enabled=True) as progress,
+        ):
             result = DataImporter(uow).import_stream(
                 stream, chosen, conflict_mode=mode, dry_run=dry_run, progress=progress
             )
-        if not dry_run:
-            uow.commit()
+            if not dry_run:
+                uow.commit()
     prefix = "Dry run, nothing written: would import" if dry_run else "Imported"
     click.echo(
         f"{prefix} {file}: {result.created:,} created, {result.updated:,} updated, "

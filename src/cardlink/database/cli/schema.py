@@ -80,7 +80,7 @@ def _create_server_database(config: DatabaseConfig) -> bool:
         quoted = '"' + name.replace('"', '""') + '"'
         statement = f"CREATE DATABASE {quoted} ENCODING 'UTF8'"
     else:
-        admin_url = config.url.set(database=None)
+        admin_url = config.url.set(database="information_schema")  # readable by every user
         quoted = "`" + name.replace("`", "``") + "`"
         statement = (
             f"CREATE DATABASE IF NOT EXISTS {quoted} "

@@ -1,0 +1,5 @@
+"""``python -m cardlink.database.cli``: the same as the ``cardlink-db`` script."""
+
+from . import main
+
+main()
