@@ -196,7 +196,9 @@ class TableWriter:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for _, row in rows:
             groups.setdefault(tuple(row), []).append(row)
-        for fields, params in groups.items():
+        # Rows carrying their own id first, so ids the database hands out cannot take theirs.
+        ordered = sorted(groups.items(), key=lambda group: self.key.name not in group[0])
+        for fields, params in ordered:
             if self.key.name in fields and self.key.autoincrement is True:
                 self.explicit_ids = True
             self._run(self.table.insert(), params, f"rows {rows[0][0]}..{rows[-1][0]}")
