@@ -53,7 +53,31 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):  # SQLite through a raw text() query
             value = datetime.fromisoformat(value)
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+        return _as_utc(value) if value.tzinfo is None else value
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """One fused step per value (read paths load millions of timestamps)."""
+        impl_processor = self.impl_instance.result_processor(dialect, coltype)
+        fromisoformat, combine, utc = datetime.fromisoformat, datetime.combine, timezone.utc
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if value.__class__ is str:  # SQLite stores text: parse it directly
+                try:
+                    value = fromisoformat(value)
+                except ValueError:
+                    value = impl_processor(value) if impl_processor else value
+            elif impl_processor is not None and not isinstance(value, datetime):
+                value = impl_processor(value)
+            return combine(value, value.time(), utc) if value.tzinfo is None else value
+
+        return process
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A naive UTC ``datetime`` made aware; ``combine`` is ~4x faster than ``replace(tzinfo=)``."""
+    return datetime.combine(value, value.time(), timezone.utc)
 
 
 def to_uuid(value: uuid.UUID | str) -> uuid.UUID:
@@ -77,6 +101,24 @@ class GUID(TypeDecorator[uuid.UUID]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         return None if value is None else to_uuid(value)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """Parse each distinct stored key once: a session's logs repeat its id on every row."""
+        impl_processor = self.impl_instance.result_processor(dialect, coltype)
+        parsed: dict[Any, uuid.UUID] = {}
+
+        def process(value: Any) -> uuid.UUID | None:
+            if value is None or isinstance(value, uuid.UUID):
+                return value
+            found = parsed.get(value)
+            if found is None:
+                if len(parsed) >= 4096:
+                    parsed.clear()
+                found = to_uuid(impl_processor(value) if impl_processor else value)
+                parsed[value] = found
+            return found
+
+        return process
 
 
 def _json_type() -> Any:
