@@ -323,6 +323,16 @@ def test_the_alembic_url_comes_from_the_cardlink_db_variables(tmp_path: Path) ->
     assert get_current_revision(database_url=f"sqlite:///{path}") == HEAD
 
 
+def _can_build_offline() -> bool:
+    """True if setuptools here builds wheels without the separate ``wheel`` package."""
+    import importlib.util
+
+    import setuptools
+
+    major, minor = (int(part) for part in setuptools.__version__.split(".")[:2])
+    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
 def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
@@ -335,35 +345,52 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
     )
     wheels = tmp_path / "wheels"
-    subprocess.run(
+    # Offline when the local setuptools can build wheels itself; else pip fetches the backend.
+    offline = ["--no-build-isolation"] if _can_build_offline() else []
+    build = subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
+            *offline,
             "-q",
             "-w",
             str(wheels),
             str(source),
         ],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert build.returncode == 0, build.stderr
     venv = tmp_path / "venv"
     subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+        check=True,
+        timeout=120,
     )
     python = venv / "bin" / "python"
     wheel = next(wheels.glob("*.whl"))
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
-        check=True,
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--ignore-installed",
+            str(wheel),
+        ],
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert install.returncode == 0, install.stderr
     work = tmp_path / "elsewhere"
     work.mkdir()
     url = f"sqlite:///{tmp_path / 'wheel.db'}"
