@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, delete, func, inspect, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient
 
 from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
@@ -105,7 +105,9 @@ class BaseRepository(Generic[ModelT]):
         key = self._attribute_for_column(name)
         if key not in mapper.column_attrs:
             valid = ", ".join(sorted(attr.columns[0].key for attr in mapper.column_attrs))
-            raise ValidationError(f"unknown {self.entity_type} field {name!r}; valid fields: {valid}")
+            raise ValidationError(
+                f"unknown {self.entity_type} field {name!r}; valid fields: {valid}"
+            )
         return getattr(self.model, key)  # type: ignore[no-any-return]
 
     def _filter_value(self, column: InstrumentedAttribute[Any], value: Any) -> Any:
@@ -222,8 +224,7 @@ class BaseRepository(Generic[ModelT]):
                 f"{self.entity_type} repository stores {self.model.__name__}, "
                 f"not {type(entity).__name__}"
             )
-        state = inspect(entity)
-        if state.persistent and state.session is self.session:
+        if self._already_stored(entity):
             return entity
         self._write(lambda: self.session.add(entity))
         self._record(self.created_event, entity)
@@ -238,11 +239,28 @@ class BaseRepository(Generic[ModelT]):
                     f"{self.entity_type} repository stores {self.model.__name__}, "
                     f"not {type(entity).__name__}"
                 )
-        fresh = [entity for entity in entities if not inspect(entity).persistent]
+        fresh = [entity for entity in entities if not self._already_stored(entity)]
         self._write(lambda: self.session.add_all(fresh))
         for entity in fresh:
             self._record(self.created_event, entity)
         return entities
+
+    def _already_stored(self, entity: ModelT) -> bool:
+        """True if the entity's row exists (held here, or detached from an earlier unit of work).
+
+        A detached one is attached to this unit of work; one whose row has gone is made new again.
+        """
+        state = inspect(entity)
+        if not state.has_identity or state.deleted:
+            return False
+        if state.session is self.session:
+            return True
+        if self.exists(self._identity(entity)):
+            if state.session is None:
+                self.session.add(entity)
+            return True
+        make_transient(entity)
+        return False
 
     def update(self, entity: ModelT) -> ModelT:
         """Save the changes made to ``entity`` (also one loaded by another unit of work)."""
@@ -309,7 +327,10 @@ class BaseRepository(Generic[ModelT]):
                 self.session.expunge(obj)
         for owner in list(self.session.identity_map.values()):
             for relationship in inspect(type(owner)).relationships:
-                if relationship.mapper.class_ is self.model and relationship.key in inspect(owner).dict:
+                if (
+                    relationship.mapper.class_ is self.model
+                    and relationship.key in inspect(owner).dict
+                ):
                     self.session.expire(owner, [relationship.key])
 
 
