@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from cardlink.database import (
     TABLE_NAMES,
@@ -259,6 +260,19 @@ def test_a_plaintext_key_in_the_psk_column_is_refused(manager):
         DataImporter(uow).import_data(document)
     assert "cards[0].psk_key_encrypted: not a Fernet token" in str(error.value)
     assert PSK_KEY.hex() not in str(error.value)
+
+
+def test_keys_exported_under_another_fernet_key_are_refused(manager, monkeypatch):
+    populate(manager)
+    with UnitOfWork(manager) as uow:
+        document = DataExporter(uow).export_selective(["cards"])
+    wipe(manager)
+    monkeypatch.setenv("CARDLINK_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    with UnitOfWork(manager) as uow, pytest.raises(ValidationError) as error:
+        DataImporter(uow).import_data(document)
+    assert "cards[1].psk_key_encrypted: the configured CARDLINK_ENCRYPTION_KEY cannot" in str(
+        error.value
+    )
 
 
 def test_selective_export_takes_tables_in_any_order_and_refuses_unknown_names(manager):

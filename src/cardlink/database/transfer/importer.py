@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 import yaml
 
 from ..events import EventType
-from ..exceptions import ValidationError, translated_errors
+from ..exceptions import EncryptionError, ValidationError, translated_errors
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
     TABLE_NAMES,
     ConflictMode,
     ExportFormat,
+    check_psk_ciphertext,
     coerce_conflict_mode,
     coerce_format,
 )
@@ -230,6 +231,25 @@ class DataImporter:
             )
         return result
 
+    def _psk_check(self) -> Callable[[str, str], None]:
+        """Token shape always; with a key configured, also that the key opens the token."""
+        manager = self._uow.manager
+        if not manager.config.encryption_key:
+            return check_psk_ciphertext
+        cipher = manager.cipher
+
+        def check(token: str, where: str) -> None:
+            check_psk_ciphertext(token, where)
+            try:
+                cipher.decrypt(token)
+            except EncryptionError:
+                raise ValidationError(
+                    f"{where}: the configured CARDLINK_ENCRYPTION_KEY cannot decrypt this key "
+                    "(exported under another key?)"
+                ) from None
+
+        return check
+
     def _run(
         self,
         events: Iterator[DocumentEvent],
@@ -257,6 +277,7 @@ class DataImporter:
                     _check_table_name(name),
                     mode=mode,
                     keep_stored_psk=keep_stored_psk,
+                    psk_check=self._psk_check(),
                     counts=result.table_counts(name),
                     batch_size=self.batch_size,
                     progress=progress,

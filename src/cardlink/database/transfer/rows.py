@@ -42,6 +42,7 @@ class TableWriter:
         *,
         mode: ConflictMode,
         keep_stored_psk: bool,
+        psk_check: Callable[[str, str], None] = check_psk_ciphertext,
         counts: Counts,
         batch_size: int = 500,
         progress: Callable[[str, int], Any] | None = None,
@@ -54,6 +55,7 @@ class TableWriter:
         self.counts = counts
         self.batch_size = batch_size
         self.progress = progress
+        self.psk_check = psk_check
         self.rows_done = 0
         self.explicit_ids = False
         self._pending: list[tuple[int, dict[str, Any]]] = []
@@ -86,7 +88,7 @@ class TableWriter:
             if decoded is None and not column.nullable:
                 raise ValidationError(f"{where}: required field is null")
             if field == PSK_COLUMN[1] and decoded is not None:
-                check_psk_ciphertext(decoded, where)
+                self.psk_check(decoded, where)
             row[field] = decoded
         key = self.key.name
         if row.get(key) is None:
