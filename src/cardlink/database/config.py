@@ -8,14 +8,13 @@ The password never appears in a repr, str, log line or error message.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .exceptions import ConfigurationError
 
@@ -30,7 +29,6 @@ _DRIVERS: dict[str, tuple[str, str, str]] = {
     "mysql": ("mysql+pymysql", "pymysql", "mysql"),
     "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
 }
-_DRIVER_MODULES = {"psycopg": "psycopg", "pymysql": "pymysql", "pysqlite": "sqlite3"}
 _DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgresql": 5432, "postgres": 5432}
 
 
@@ -58,17 +56,55 @@ def normalize_url(url: URL | str) -> URL:
             f"unsupported database backend {backend!r} in {mask_url(parsed)}: "
             "use sqlite, postgresql or mysql (MariaDB)"
         )
-    default_driver, module, extra = _DRIVERS[backend]
+    default_driver, _, extra = _DRIVERS[backend]
     if not driver:
         parsed = parsed.set(drivername=default_driver)
-    else:
-        module = _DRIVER_MODULES.get(driver, driver)
-    if importlib.util.find_spec(module) is None:
-        hint = f": pip install 'gp-ota-tester[{extra}]'" if extra else ""
-        raise ConfigurationError(
-            f"the {backend} driver {module!r} is not installed{hint}"
-        )
+    _check_driver(parsed, backend=backend, default_driver=default_driver, extra=extra)
     return parsed
+
+
+def _check_driver(url: URL, *, backend: str, default_driver: str, extra: str) -> None:
+    """Refuse a URL whose driver is unknown, asynchronous or not installed, naming the fix."""
+    driver = url.get_driver_name()
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(
+            f"unknown {backend} driver {driver!r} in {mask_url(url)}: "
+            f"use {backend}:// without a driver suffix"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as error:
+        raise ConfigurationError(
+            missing_driver_message(
+                backend,
+                driver,
+                default=url.drivername == default_driver,
+                extra=extra,
+                module=getattr(error, "name", None) or driver,
+            )
+        ) from None
+    if dialect.is_async:
+        raise ConfigurationError(
+            f"the {backend} driver {driver!r} is asynchronous, which this layer does not use: "
+            f"use {backend}:// without a driver suffix (driver: gp-ota-tester[{extra}])"
+        )
+
+
+def missing_driver_message(
+    backend: str, driver: str, *, default: bool, extra: str, module: str
+) -> str:
+    """One line naming the missing driver and the extra (or package) that installs it."""
+    if not extra:
+        return f"this Python has no {module!r} module, which {backend} needs: install a full Python"
+    install = f"pip install 'gp-ota-tester[{extra}]'"
+    if default:
+        return f"the {backend} driver {driver} (module {module!r}) is not installed: {install}"
+    return (
+        f"the {backend} driver {driver} (module {module!r}) named in the URL is not installed: "
+        f"install it, or drop '+{driver}' from the URL and {install}"
+    )
 
 
 def _url_from_components(env: Mapping[str, str]) -> URL | None:
