@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Enum, String, Table, cast, literal, select
 from sqlalchemy.dialects import mysql
 
 from ..exceptions import ValidationError, translated_errors
-from ..types import utcnow
+from ..types import GUID, utcnow
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -47,23 +47,22 @@ def schema_revision(connection: Connection) -> str | None:
 
 
 def _sort_key(table: Table, dialect_name: str) -> Any:
-    """The key to page by, compared byte-wise so every backend orders text keys alike."""
+    """The expression to page by, so every backend lists rows in the same order.
+
+    Text keys compare byte-wise (not by the server's collation); MariaDB's native
+    UUID type has its own order, so there the key is compared as its text.
+    """
     key = primary_key(table)
+    mysql_family = dialect_name in ("mysql", "mariadb")
+    if isinstance(key.type, GUID):
+        return cast(key, String(36)) if mysql_family else key
     if not isinstance(key.type, String) or isinstance(key.type, Enum):
         return key
     if dialect_name == "postgresql":
         return key.collate("C")
-    if dialect_name in ("mysql", "mariadb"):
+    if mysql_family:
         return cast(key, mysql.BINARY())
     return key  # SQLite compares text with BINARY already
-
-
-def _bound(sort_key: Any, key: Any, last: Any) -> Any:
-    """The last key seen, in the same byte-wise form as ``sort_key``."""
-    if sort_key is key:
-        return last
-    value = literal(last, key.type)
-    return cast(value, mysql.BINARY()) if isinstance(sort_key.type, mysql.BINARY) else value
 
 
 class DataExporter:
@@ -139,11 +138,12 @@ class DataExporter:
         session = self._uow.session
         sort_key = _sort_key(table, session.get_bind().dialect.name)
         key = primary_key(table)
+        columns = [table] if sort_key is key else [table, sort_key.label("_sort_key")]
         last: Any = None
         while True:
-            statement = select(table).order_by(sort_key).limit(self.page_size)
+            statement = select(*columns).order_by(sort_key).limit(self.page_size)
             if last is not None:
-                statement = statement.where(sort_key > _bound(sort_key, key, last))
+                statement = statement.where(sort_key > literal(last, sort_key.type))
             with translated_errors():
                 rows = session.execute(statement).all()
             if not rows:
@@ -151,7 +151,7 @@ class DataExporter:
             yield [encode_row(table, row, skip=skip) for row in rows]
             if len(rows) < self.page_size:
                 return
-            last = rows[-1]._mapping[key]
+            last = rows[-1]._mapping[key if sort_key is key else "_sort_key"]
 
     def _write_json(
         self, stream: TextIO, header: dict[str, Any], names: list[str], progress: Progress | None
