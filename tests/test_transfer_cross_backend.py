@@ -19,7 +19,7 @@ from transfer_helpers import populate, snapshot, without_export_time
 
 
 def empty_server_database(backend: str, tmp_path) -> str:
-    """A second, empty database on the server (``<test db name>2``), so the matrix DB is untouched."""
+    """A second, empty server database (``<test db name>2``); the matrix DB is left alone."""
     url = backend_url(backend, tmp_path)
     base, name = url.rsplit("/", 1)
     target = f"{base}/{name}2"
