@@ -17,7 +17,7 @@ from ..models import CommDirection, CommLog
 from ..models.base import check_value, coerce_enum
 from ..status_words import error_condition
 from ..types import json_safe, to_utc, to_uuid, utcnow
-from .base import BaseRepository, _slice
+from .base import BaseRepository, _slice, check_search_text
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
@@ -166,6 +166,9 @@ class LogRepository(BaseRepository[CommLog]):
         if status_word is None and isinstance(raw_data, str):
             status_word = derive_status_word(direction, raw_data)
         timestamp = values.get("timestamp")
+        if timestamp is not None and not isinstance(timestamp, datetime):
+            kind = type(timestamp).__name__
+            raise ValidationError(f"{where}: timestamp must be a datetime, got {kind}")
         now = utcnow()
         row = {
             "session_id": session_id,
@@ -231,6 +234,7 @@ class LogRepository(BaseRepository[CommLog]):
         compact = pattern.replace(" ", "")
         if not compact or not _HEX.match(compact):
             raise ValidationError(f"hex pattern must contain only 0-9 and A-F, got {pattern[:32]!r}")
+        check_search_text(compact, what="hex pattern")
         condition = func.upper(CommLog.raw_data).like(f"%{compact.upper()}%")
         if session_id is not None:
             return self._in_session(session_id, condition, limit, offset)
