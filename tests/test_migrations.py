@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
@@ -417,3 +418,32 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     assert "Pending Migrations: 0" in status.stdout
     assert get_current_revision(database_url=url) == HEAD
     assert make_url(url).database in status.stdout
+
+
+def test_concurrent_stamps_record_head_once(empty_database_url: str) -> None:
+    forget_schema(empty_database_url)
+    managers = [DatabaseManager(DatabaseConfig(empty_database_url)) for _ in range(4)]
+    Base.metadata.create_all(managers[0].engine)
+    barrier = threading.Barrier(len(managers))
+    failures: list[BaseException] = []
+
+    def create(manager: DatabaseManager) -> None:
+        barrier.wait()
+        try:
+            stamp_head_if_unversioned(manager)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=create, args=(manager,)) for manager in managers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert failures == []
+        with managers[0].engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert [row[0] for row in versions] == [HEAD]
+    finally:
+        for manager in managers:
+            manager.close()

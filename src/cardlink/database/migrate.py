@@ -15,6 +15,7 @@ version table still names the last good revision.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -37,6 +38,8 @@ from .types import GUID, UTCDateTime
 #: Where the Alembic environment lives, as a package resource (works from a wheel).
 SCRIPT_LOCATION = "cardlink.database:migrations"
 VERSION_TABLE = "alembic_version"
+#: Alembic keeps the running environment in module globals: one command at a time per process.
+_ALEMBIC_LOCK = threading.RLock()
 
 
 # -- public API ------------------------------------------------------------------------
@@ -171,7 +174,13 @@ def stamp_head_if_unversioned(manager: DatabaseManager) -> bool:
         if _current_heads(connection):
             return False
     alembic_config = _alembic_config(manager, None)
-    _run_command(command.stamp, alembic_config, "head")
+    try:
+        _run_command(command.stamp, alembic_config, "head")
+    except MigrationError:
+        with _connection(manager) as connection:
+            if _current_heads(connection):  # another process stamped it meanwhile
+                return False
+        raise
     return True
 
 
@@ -260,7 +269,8 @@ def _migrate(
     very revision (downgrade).
     """
     try:
-        run(alembic_config, target)
+        with _ALEMBIC_LOCK:
+            run(alembic_config, target)
     except CommandError as error:
         raise MigrationError(f"cannot migrate to {target!r}: {error}") from None
     except (SQLAlchemyError, DatabaseError) as error:
@@ -287,10 +297,11 @@ def _run_command(
     sql: bool = False,
 ) -> None:
     try:
-        if sql:
-            run(alembic_config, target, sql=True)
-        else:
-            run(alembic_config, target)
+        with _ALEMBIC_LOCK:
+            if sql:
+                run(alembic_config, target, sql=True)
+            else:
+                run(alembic_config, target)
     except CommandError as error:
         raise MigrationError(f"migration command failed: {error}") from None
     except SQLAlchemyError as error:
@@ -321,8 +332,8 @@ def migration_connection(manager: DatabaseManager) -> Iterator[Connection]:
             if problems:
                 table = problems[0][0]
                 raise MigrationError(
-                    f"the migration left {len(problems)} row(s) with broken foreign keys "
-                    f"(first in table {table!r})"
+                    f"the migration ran but left {len(problems)} row(s) with broken foreign "
+                    f"keys (first in table {table!r}; list them with PRAGMA foreign_key_check)"
                 )
         finally:
             raw.execute("PRAGMA foreign_keys=ON")

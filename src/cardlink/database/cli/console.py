@@ -10,7 +10,14 @@ from types import TracebackType
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from .app import fail
 
@@ -52,7 +59,7 @@ class RowProgress:
         self._started = time.monotonic()
         self._done: dict[str, int] = {}
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, table: str, rows_done: int) -> None:
         self._done[table] = rows_done

@@ -107,8 +107,9 @@ def stats(state: CliState, as_json: bool) -> None:
             )
         size = database_size_bytes(manager, connection)
         activity = recent_activity(connection, since=utcnow() - timedelta(hours=24))
+    tables = {name: counts[name] or 0 for name in TABLE_NAMES}
     report = {
-        "tables": {name: counts[name] for name in TABLE_NAMES},
+        "tables": tables,
         "database_size_mb": round(size / BYTES_PER_MB, 2),
         "recent_activity": activity,
     }
@@ -118,7 +119,7 @@ def stats(state: CliState, as_json: bool) -> None:
     table = Table(title="Database Statistics")
     table.add_column("Table")
     table.add_column("Rows", justify="right")
-    for name, count in report["tables"].items():
+    for name, count in tables.items():
         table.add_row(name, f"{count:,}")
     console = Console()
     console.print(table)

@@ -43,7 +43,6 @@ def _options(backend: str) -> dict[str, Any]:
         "transaction_per_migration": True,
         # The manager runs SQLite in explicit BEGIN mode, so its DDL is transactional too.
         "transactional_ddl": backend in ("sqlite", "postgresql"),
-        "on_version_apply": config.attributes.get("on_version_apply", ()),
     }
 
 
