@@ -162,3 +162,21 @@ def test_export_to_a_file_is_quiet_apart_from_its_summary(
     assert target.read_text().startswith("format: cardlink-database-export")
     assert [path.name for path in target.parent.iterdir()] == ["backup.yaml"]
     assert target.stat().st_mode & 0o077 == 0
+
+
+def test_slow_work_shows_progress_on_a_terminal(
+    fresh_url: str, encryption_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    invoke(fresh_url, "init")
+    seed(fresh_url, logs=30)
+    monkeypatch.setattr(cli_console, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_console, "PROGRESS_DELAY_SECONDS", 0.0)
+    target = tmp_path / "backup.json"
+    exported = invoke(fresh_url, "export", "--output", str(target))
+    assert "Exporting" in exported.stderr
+    imported = invoke(fresh_url, "import", "--conflict", "overwrite", str(target))
+    assert "Importing" in imported.stderr
+    assert (
+        "Purging"
+        in invoke(fresh_url, "purge", "--older-than", "1", "--tables", "logs", "--yes").stderr
+    )

@@ -447,3 +447,27 @@ def test_concurrent_stamps_record_head_once(empty_database_url: str) -> None:
     finally:
         for manager in managers:
             manager.close()
+
+
+def test_autogenerate_writes_plain_types_that_recreate_the_schema(
+    fresh: DatabaseManager, tmp_path: Path
+) -> None:
+    location = Path(script_copy(tmp_path))
+    for revision in (location / "versions").glob("*.py"):
+        revision.unlink()
+    ini = tmp_path / "alembic.ini"
+    ini.write_text(
+        (REPO_ROOT / "alembic.ini")
+        .read_text()
+        .replace("script_location = cardlink.database:migrations", f"script_location = {location}")
+    )
+    draft_url = f"sqlite:///{tmp_path / 'draft.db'}"
+    _alembic(
+        "revision", "--autogenerate", "--rev-id", "r1", "-m", "everything", url=draft_url, ini=ini
+    )
+    body = (location / "versions" / "r1_everything.py").read_text()
+    assert "cardlink" not in body
+    assert "sa.Uuid()" in body and "mysql.DATETIME(fsp=6)" in body and "postgresql.JSONB" in body
+
+    run_migrations(manager=fresh, script_location=str(location))
+    assert differences(fresh) == []

@@ -81,7 +81,8 @@ class RowProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            # Only started once stderr is known to be a terminal.
+            console=Console(stderr=True, force_terminal=True),
             transient=True,
         )
         self._progress.start()
@@ -106,5 +107,5 @@ def working(message: str) -> Iterator[None]:
     if not stderr_is_terminal():
         yield
         return
-    with Console(stderr=True).status(message):
+    with Console(stderr=True, force_terminal=True).status(message):
         yield
