@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
@@ -18,6 +18,7 @@ from ..models.base import check_value, coerce_enum
 from ..status_words import error_condition
 from ..types import json_safe, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
+from .log_batch import from_prepared_dict, naive_utc, prepare_row, write_rows
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
@@ -33,6 +34,13 @@ BATCH_FIELDS = (
     "timestamp",
 )
 EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
+
+#: ``find_by_session`` without extras, built once so its cache key is computed once.
+_BY_SESSION = (
+    select(CommLog)
+    .where(CommLog.session_id == bindparam("session_id"))
+    .order_by(CommLog.timestamp, CommLog.id)
+)
 
 
 def normalize_status_word(status_word: str | None, *, field: str = "logs.status_word") -> str | None:
@@ -101,26 +109,41 @@ class LogRepository(BaseRepository[CommLog]):
         """Buffer many logs (the guide's tuples, or dicts); ``flush_batch`` writes them.
 
         Every row is checked before any is buffered, so a bad row adds nothing.
+        Rows without a timestamp get the time of this call.
         """
+        now = naive_utc(utcnow())
         prepared = []
+        append = prepared.append
         for index, log in enumerate(logs):
-            if isinstance(log, Mapping):
+            if log.__class__ is tuple:
+                row = prepare_row(log, now)
+                if row is None:
+                    row = self._prepare_general(log, index)
+            elif isinstance(log, Mapping):
                 unknown = set(log) - set(BATCH_FIELDS)
                 if unknown:
                     raise ValidationError(f"log #{index}: unknown field(s) {sorted(unknown)}")
-                values = dict(log)
-            elif isinstance(log, Sequence) and not isinstance(log, str | bytes):
-                if not 2 <= len(log) <= len(BATCH_FIELDS):
-                    raise ValidationError(
-                        f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
-                        f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
-                    )
-                values = dict(zip(BATCH_FIELDS, log, strict=False))
+                values = tuple(log.get(name) for name in BATCH_FIELDS)
+                row = prepare_row(values, now) or self._prepare_general(values, index)
             else:
-                raise ValidationError(f"log #{index}: expected a tuple or a dict, got {type(log).__name__}")
-            prepared.append(self._prepare(values, index=index))
+                row = self._prepare_general(log, index)
+            append(row)
         self._batch.extend(prepared)
         return len(prepared)
+
+    def _prepare_general(self, log: Any, index: int) -> tuple[Any, ...]:
+        """Any row the fast check passed on: accepted or refused by the rules of ``add_log``."""
+        if isinstance(log, Sequence) and not isinstance(log, str | bytes):
+            if not 2 <= len(log) <= len(BATCH_FIELDS):
+                raise ValidationError(
+                    f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
+                    f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
+                )
+            values = dict(zip(BATCH_FIELDS, log, strict=False))
+        else:
+            kind = type(log).__name__
+            raise ValidationError(f"log #{index}: expected a tuple or a dict, got {kind}")
+        return from_prepared_dict(self._prepare(values, index=index))
 
     @property
     def pending_count(self) -> int:
@@ -128,19 +151,26 @@ class LogRepository(BaseRepository[CommLog]):
         return len(self._batch)
 
     def flush_batch(self) -> int:
-        """Write the buffered logs in one multi-row INSERT; returns how many were written."""
+        """Write the buffered logs in one bulk statement (COPY on PostgreSQL), all or none.
+
+        Runs in the unit of work's transaction, inside a SAVEPOINT: a row the database
+        refuses (unknown session) leaves none of the batch behind. Returns the count.
+        """
         if not self._batch:
             return 0
         rows, self._batch = self._batch, []
-        with translated_errors():
-            self.session.flush()
-            self.session.connection().execute(CommLog.__table__.insert(), rows)
-        sessions = sorted({str(row["session_id"]) for row in rows})
+        with translated_errors(), self.session.begin_nested() as savepoint:
+            write_rows(savepoint.session.connection(), rows, naive_utc(utcnow()))
+        session_ids = sorted(str(session_id) for session_id in {row[0] for row in rows})
         self._uow.record(
             EventType.LOG_BATCH_CREATED,
             self.entity_type,
             None,
-            {"count": len(rows), "session_ids": sessions[:100], "session_count": len(sessions)},
+            {
+                "count": len(rows),
+                "session_ids": session_ids[:100],
+                "session_count": len(session_ids),
+            },
         )
         return len(rows)
 
@@ -286,6 +316,9 @@ class LogRepository(BaseRepository[CommLog]):
         self, session_id: Any, condition: Any, limit: int | None, offset: int
     ) -> list[CommLog]:
         self.flush_batch()
+        if condition is None and limit is None and not offset:
+            with translated_errors():
+                return self.session.scalars(_BY_SESSION, {"session_id": to_uuid(session_id)}).all()
         statement = select(CommLog).where(CommLog.session_id == to_uuid(session_id))
         if condition is not None:
             statement = statement.where(condition)
