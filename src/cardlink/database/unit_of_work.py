@@ -7,6 +7,7 @@ are delivered only after the commit succeeds.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from .events import DatabaseEvent, EventEmitter, EventType, error_event, get_emitter
-from .exceptions import DatabaseError, ValidationError, translated_errors
+from .exceptions import ConnectionError, DatabaseError, ValidationError, translated_errors
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
@@ -150,6 +153,10 @@ class UnitOfWork:
         try:
             with translated_errors():
                 self.session.close()
+        except ConnectionError as error:
+            # The connection died (server restart, KILL): the server has already discarded
+            # the transaction, so the rollback close() stands for is done; the pool drops it.
+            logger.warning("unit of work closed on a lost connection: %s", error)
         finally:
             self._closed = True
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     Boolean,
     Float,
     Integer,
@@ -90,6 +94,11 @@ def check_value(entity_name: str, column: Any, value: Any) -> Any:
     elif isinstance(column_type, Integer):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError(f"{field} must be an integer, got {type(value).__name__}")
+        bits = 64 if isinstance(column_type, BigInteger) else 32
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise ValidationError(f"{field} is out of range for a {bits}-bit integer: {value}")
+    elif isinstance(column_type, Float) and isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{field} must be a finite number, got {value}")
     elif isinstance(column_type, Float):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError(f"{field} must be a number, got {type(value).__name__}")
@@ -101,6 +110,15 @@ def check_value(entity_name: str, column: Any, value: Any) -> Any:
             to_uuid(value)
         except ValidationError:
             raise ValidationError(f"{field} is not a valid UUID") from None
+    elif isinstance(column_type, JSON):
+        try:
+            encoded = json.dumps(to_plain(value), allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"{field} must hold JSON values only (dict, list, text, finite number, bool, None)"
+            ) from None
+        if "\\u0000" in encoded:
+            raise ValidationError(f"{field} contains a NUL character")
     return value
 
 

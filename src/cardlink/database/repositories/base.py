@@ -206,6 +206,8 @@ class BaseRepository(Generic[ModelT]):
             raise ValidationError(f"page must be a whole number >= 1, got {page!r}")
         if not isinstance(per_page, int) or not 1 <= per_page <= 10_000:
             raise ValidationError(f"per_page must be between 1 and 10000, got {per_page!r}")
+        if (page - 1) * per_page > MAX_ROW_NUMBER:
+            raise ValidationError(f"page {page} is beyond any table's last page")
         order_column = self._column(order_by) if order_by else self._pk
         ordering = [order_column.desc() if descending else order_column.asc()]
         if order_column is not self._pk:
@@ -334,6 +336,9 @@ class BaseRepository(Generic[ModelT]):
                     self.session.expire(owner, [relationship.key])
 
 
+#: Largest LIMIT/OFFSET every backend takes (a signed 64-bit integer).
+MAX_ROW_NUMBER = 2**63 - 1
+
 #: Longest text a LIKE search accepts (SQLite refuses patterns past 50,000 bytes).
 MAX_SEARCH_LENGTH = 1000
 
@@ -357,13 +362,17 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _is_row_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ROW_NUMBER
+
+
 def _slice(statement: Select[Any], limit: int | None, offset: int) -> Select[Any]:
     if limit is not None:
-        if not isinstance(limit, int) or limit < 0:
+        if not _is_row_number(limit):
             raise ValidationError(f"limit must be a whole number >= 0, got {limit!r}")
         statement = statement.limit(limit)
     if offset:
-        if not isinstance(offset, int) or offset < 0:
+        if not _is_row_number(offset):
             raise ValidationError(f"offset must be a whole number >= 0, got {offset!r}")
         statement = statement.offset(offset)
     return statement

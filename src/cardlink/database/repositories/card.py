@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ..events import EventType
 from ..exceptions import ValidationError
 from ..models import CardProfile, CardType
-from .base import BaseRepository, snapshot
+from .base import BaseRepository, check_search_text, snapshot
 from .guards import SessionOwnerMixin
 
 
@@ -75,6 +75,7 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         """Cards whose admin URL starts with ``url`` (a server address finds all its paths)."""
         if not isinstance(url, str) or not url:
             raise ValidationError("admin URL prefix must be a non-empty string")
+        check_search_text(url, what="admin URL prefix")
         escaped = url.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = (
             select(CardProfile)

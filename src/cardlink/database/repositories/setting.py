@@ -9,7 +9,7 @@ import yaml
 from sqlalchemy import select
 
 from ..events import EventType
-from ..exceptions import ValidationError
+from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
 from ..types import to_plain
 from .base import BaseRepository
@@ -146,8 +146,15 @@ class SettingRepository(BaseRepository[Setting]):
             for name, text_value in (("description", description), ("category", category)):
                 if text_value is not None and not isinstance(text_value, str):
                     raise ValidationError(f"setting {key!r}: {name} must be text")
-        for key, value, description, category in entries:
-            self.set_value(key, value, description=description, category=category)
+        # All or nothing: a refused entry rolls back the ones before it, and their events.
+        queued = len(self._uow._events)
+        try:
+            with translated_errors(), self.session.begin_nested():
+                for key, value, description, category in entries:
+                    self.set_value(key, value, description=description, category=category)
+        except BaseException:
+            del self._uow._events[queued:]
+            raise
         return len(entries)
 
     def reset_to_defaults(self, category: str | None = None) -> int:
