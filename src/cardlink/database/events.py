@@ -62,7 +62,8 @@ class EventType(LabelledEnum):
     SETTING_UPDATED = "setting.updated"
     #: ``settings.delete``, ``reset_to_defaults``.
     SETTING_DELETED = "setting.deleted"
-    #: A bulk operation finished: ``DataImporter`` imports (``data`` has the counts).
+    #: A bulk operation finished: ``DataImporter`` imports, ``cards.rotate_keys`` (``data`` has
+    #: ``operation`` and the counts).
     BATCH_COMPLETED = "batch.completed"
     #: A commit the database refused; delivered at once,
     #: ``data = {"operation", "error", "message"}``.

@@ -48,6 +48,16 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
             card.psk_identity = identity
         return self.update(card)
 
+    def rotate_keys(self) -> int:
+        """Re-encrypt every stored PSK key under the newest configured key; returns the count.
+
+        All or nothing, in this unit of work (commit to keep it); a stored key that no
+        configured key opens raises ``EncryptionError`` before anything is rewritten.
+        """
+        from .card_keys import rotate_psk_keys
+
+        return rotate_psk_keys(self._uow)
+
     def clear_psk(self, iccid: str) -> CardProfile:
         """Remove the PSK identity and key of a card."""
         card = self.get_by_id(iccid)
