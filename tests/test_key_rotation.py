@@ -10,6 +10,7 @@ anything is rewritten.
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
@@ -188,3 +189,63 @@ def test_one_unreadable_token_among_good_ones_stops_the_whole_rotation(
             rotate_psk_keys(uow, chunk_size=2)  # the bad token is in the last chunk
         uow.commit()
     assert stored_tokens(manager) == before
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def run_rotate_key(manager: DatabaseManager, *arguments: str, keys: str) -> Result:
+    from cardlink.database.cli import cli
+
+    url = manager.config.url.render_as_string(hide_password=False)
+    return CliRunner().invoke(
+        cli,
+        ["--database-url", url, "rotate-key", *arguments],
+        env={"CARDLINK_ENCRYPTION_KEY": keys},
+    )
+
+
+def test_rotate_key_command_re_encrypts_and_reports_the_count(
+    manager: DatabaseManager, old_cards: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_rotate_key(manager, "--yes", keys=f"{NEW_KEY},{OLD_KEY}")
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 5 PSK key(s) under the newest key (0 already current)" in result.output
+    assert OLD_KEY not in result.output and NEW_KEY not in result.output
+    use_keys(monkeypatch, NEW_KEY)
+    with UnitOfWork(manager) as uow:
+        assert uow.cards.get_psk_key(old_cards[4]) == psk(4)
+    again = run_rotate_key(manager, "--yes", keys=NEW_KEY)
+    assert "Re-encrypted 0 PSK key(s) under the newest key (5 already current)" in again.output
+
+
+def test_rotate_key_command_with_a_wrong_key_fails_in_one_line_and_changes_nothing(
+    manager: DatabaseManager, old_cards: list[str]
+) -> None:
+    before = stored_tokens(manager)
+    result = run_rotate_key(manager, "--yes", keys=f"{NEW_KEY},{STRANGER_KEY}")
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert lines == [
+        "Error: 5 of 5 stored PSK key(s) open under none of the configured keys; nothing was "
+        "re-encrypted (add the key they were written with to CARDLINK_ENCRYPTION_KEY, after "
+        "the newest)"
+    ]
+    assert all(key not in result.output for key in (OLD_KEY, NEW_KEY, STRANGER_KEY))
+    assert stored_tokens(manager) == before
+
+
+def test_rotate_key_command_asks_first_and_refuses_without_a_terminal(
+    manager: DatabaseManager, old_cards: list[str]
+) -> None:
+    before = stored_tokens(manager)
+    result = run_rotate_key(manager, keys=f"{NEW_KEY},{OLD_KEY}")
+    assert result.exit_code == 1
+    assert "pass --yes" in result.output
+    assert stored_tokens(manager) == before
+
+
+def test_rotate_key_command_without_a_key_says_so(manager: DatabaseManager) -> None:
+    result = run_rotate_key(manager, "--yes", keys="")
+    assert result.exit_code == 1
+    assert "CARDLINK_ENCRYPTION_KEY not set" in result.output
