@@ -99,6 +99,20 @@ def test_a_setting_holds_any_json_value(manager: DatabaseManager) -> None:
         assert {key: uow.settings.get_value(key) for key in values} == values
 
 
+def test_in_place_edits_of_a_setting_value_are_saved(manager: DatabaseManager) -> None:
+    add(manager, Setting(key="servers", value={"hosts": ["a"]}), Setting(key="ports", value=[1]))
+    with UnitOfWork(manager) as uow:
+        servers = uow.settings.get_by_id("servers")
+        servers.value["hosts"].append("b")
+        servers.value["primary"] = "a"
+        ports = uow.settings.get_by_id("ports")
+        ports.value.append(2)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert uow.settings.get_value("servers") == {"hosts": ["a", "b"], "primary": "a"}
+        assert uow.settings.get_value("ports") == [1, 2]
+
+
 # -- UUIDs -----------------------------------------------------------------------------
 
 
