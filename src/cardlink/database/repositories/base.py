@@ -81,7 +81,7 @@ class BaseRepository(Generic[ModelT]):
 
     @property
     def _pk(self) -> InstrumentedAttribute[Any]:
-        key = inspect(self.model).primary_key[0].key
+        key = str(inspect(self.model).primary_key[0].key)
         return getattr(self.model, self._attribute_for_column(key))  # type: ignore[no-any-return]
 
     @classmethod

@@ -162,13 +162,9 @@ class TestRepository(BaseRepository[TestResult]):
             }
             suite_time = sum((case.duration_ms or 0) for case in cases) / 1000
             started = [case.started_at for case in cases if case.started_at is not None]
-            suite = ET.SubElement(
-                root,
-                "testsuite",
-                name=suite_name,
-                time=f"{suite_time:.3f}",
-                **{key: str(value) for key, value in counts.items()},
-            )
+            suite = ET.SubElement(root, "testsuite", name=suite_name, time=f"{suite_time:.3f}")
+            for key, value in counts.items():
+                suite.set(key, str(value))
             if started:
                 suite.set("timestamp", min(started).replace(tzinfo=None).isoformat(timespec="seconds"))
             for case in cases:
