@@ -18,8 +18,8 @@ from .formats import (
     FORMAT_VERSION,
     PSK_COLUMN,
     ExportFormat,
+    RowEncoder,
     coerce_format,
-    encode_row,
     format_datetime,
     primary_key,
     resolve_tables,
@@ -111,19 +111,20 @@ class DataExporter:
         chosen_format = coerce_format(format)
         names = resolve_tables(tables)
         self._uow.flush()
-        header = self.header()
+        header = self.header(names)
         if chosen_format is ExportFormat.JSON:
             return self._write_json(stream, header, names, progress)
         return self._write_yaml(stream, header, names, progress)
 
-    def header(self) -> dict[str, Any]:
-        """The document's header: format, version, schema revision, export time, PSK policy."""
+    def header(self, tables: Iterable[str] | str | None = None) -> dict[str, Any]:
+        """The header: format, version, schema revision, export time, PSK policy, table names."""
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "schema_revision": schema_revision(self._uow.session.connection()),
             "exported_at": format_datetime(utcnow()),
             "psk_keys": "encrypted" if self.include_psk else "omitted",
+            "table_names": resolve_tables(tables),
         }
 
     def iter_rows(self, name: str) -> Iterator[list[dict[str, Any]]]:
@@ -135,6 +136,7 @@ class DataExporter:
             if name == PSK_COLUMN[0] and not self.include_psk
             else frozenset()
         )
+        encode = RowEncoder(table, skip=skip)
         session = self._uow.session
         sort_key = _sort_key(table, session.get_bind().dialect.name)
         key = primary_key(table)
@@ -148,7 +150,7 @@ class DataExporter:
                 rows = session.execute(statement).all()
             if not rows:
                 return
-            yield [encode_row(table, row, skip=skip) for row in rows]
+            yield [encode(row) for row in rows]
             if len(rows) < self.page_size:
                 return
             last = rows[-1]._mapping[key if sort_key is key else "_sort_key"]

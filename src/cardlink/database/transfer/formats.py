@@ -13,13 +13,13 @@ import binascii
 import enum
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from os import PathLike
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Enum, Float, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Enum, Float, Integer, String, Table
 
 from ..exceptions import ValidationError
 from ..models import Base
@@ -121,87 +121,194 @@ def canonical_json(value: Any) -> Any:
 
 def format_datetime(value: datetime) -> str:
     """ISO 8601 in UTC with exactly six fraction digits, the same on every backend."""
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="microseconds")
+
+
+def _encode_json(value: Any) -> Any:
+    return canonical_json(to_plain(value))
+
+
+def _encode_enum(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def encoder_for(column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How a column's (non-null) value is written; None when it is written as it is."""
+    column_type = column.type
+    if isinstance(column_type, JSON):
+        return _encode_json
+    if isinstance(column_type, Enum):
+        return _encode_enum
+    if isinstance(column_type, GUID):
+        return str
+    if isinstance(column_type, UTCDateTime):
+        return format_datetime
+    return None
 
 
 def encode_value(column: Column[Any], value: Any) -> Any:
     """A column value as it appears in the document."""
-    if value is None:
-        return None
-    if isinstance(column.type, JSON):
-        return canonical_json(to_plain(value))
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    return value
+    encode = encoder_for(column)
+    return value if value is None or encode is None else encode(value)
 
 
-def encode_row(table: Table, row: Any, *, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """A result row as a document row, columns in table order."""
-    mapping = row._mapping
-    return {
-        str(column.name): encode_value(column, mapping[column])
-        for column in table.columns
-        if column.name not in skip
-    }
+class RowEncoder:
+    """Turns a table's result rows into document rows (columns in table order), fast."""
+
+    def __init__(self, table: Table, *, skip: frozenset[str] = frozenset()) -> None:
+        self._plan = [
+            (str(column.name), position, encoder_for(column))
+            for position, column in enumerate(table.columns)
+            if column.name not in skip
+        ]
+
+    def __call__(self, row: Any) -> dict[str, Any]:
+        """``row`` must start with the table's columns, in table order."""
+        document_row = {}
+        for name, position, encode in self._plan:
+            value = row[position]
+            document_row[name] = value if value is None or encode is None else encode(value)
+        return document_row
 
 
 # -- reading values --------------------------------------------------------------------
 
 
+class FieldError(ValueError):
+    """A refused value; the caller adds where it was (table, row, field)."""
+
+
+Decoder = Callable[[Any], Any]
+
+
+def decoder_for(column: Column[Any]) -> Decoder:
+    """How a column's (non-null) document value becomes the value to bind; raises FieldError."""
+    column_type = column.type
+    if isinstance(column_type, Enum) and column_type.enum_class is not None:
+        return _enum_decoder(column_type.enum_class)
+    if isinstance(column_type, GUID):
+        return _decode_uuid
+    if isinstance(column_type, UTCDateTime):
+        return _decode_datetime
+    if isinstance(column_type, JSON):
+        if (column.table.name, column.name) in ANY_JSON_COLUMNS:
+            return _decode_json
+        return _decode_json_object
+    if isinstance(column_type, Boolean):
+        return _decode_bool
+    if isinstance(column_type, Integer):
+        return _int_decoder(64 if isinstance(column_type, BigInteger) else 32)
+    if isinstance(column_type, Float):
+        return _decode_float
+    if isinstance(column_type, String):
+        return _text_decoder(column_type.length)
+    return _identity
+
+
 def decode_value(column: Column[Any], value: Any, where: str) -> Any:
     """The Python value to bind for a document value; ``ValidationError`` naming ``where``."""
-    column_type = column.type
     if value is None:
         return None
-    if isinstance(column_type, Enum) and column_type.enum_class is not None:
-        if not isinstance(value, str):
-            raise ValidationError(f"{where}: expected text, got {_kind(value)}")
-        members = column_type.enum_class
-        for member in members:
-            if value == member.value or value.lower() == str(member.value).lower():
-                return member
-        valid = ", ".join(str(member.value) for member in members)
-        raise ValidationError(f"{where}: unknown value {value[:64]!r}; valid values: {valid}")
-    if isinstance(column_type, GUID):
-        if not isinstance(value, str):
-            raise ValidationError(f"{where}: expected a UUID string, got {_kind(value)}")
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationError(f"{where}: not a valid UUID: {value[:64]!r}") from None
-    if isinstance(column_type, UTCDateTime):
-        return _decode_datetime(value, where)
-    if isinstance(column_type, JSON):
-        if (column.table.name, column.name) not in ANY_JSON_COLUMNS and not isinstance(value, dict):
-            raise ValidationError(f"{where}: expected a JSON object, got {_kind(value)}")
-        _check_json(value, where)
-        return value
-    if isinstance(column_type, Boolean):
-        if not isinstance(value, bool):
-            raise ValidationError(f"{where}: expected true or false, got {_kind(value)}")
-        return value
-    if isinstance(column_type, Integer):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{where}: expected an integer, got {_kind(value)}")
-        return value
-    if isinstance(column_type, Float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(f"{where}: expected a number, got {_kind(value)}")
-        return float(value)
-    if isinstance(column_type, String):
-        if not isinstance(value, str):
-            raise ValidationError(f"{where}: expected text, got {_kind(value)}")
-        length = column_type.length
-        if length is not None and len(value) > length:
-            raise ValidationError(f"{where}: {len(value)} characters long; at most {length} fit")
-        if "\x00" in value:
-            raise ValidationError(f"{where}: contains a NUL character")
-        return value
+    try:
+        return decoder_for(column)(value)
+    except FieldError as error:
+        raise ValidationError(f"{where}: {error}") from None
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+def _enum_decoder(members: type[enum.Enum]) -> Decoder:
+    lookup = {str(member.value).lower(): member for member in members}
+    valid = ", ".join(str(member.value) for member in members)
+
+    def decode(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise FieldError(f"expected text, got {_kind(value)}")
+        try:
+            return lookup[value.lower()]
+        except KeyError:
+            raise FieldError(f"unknown value {value[:64]!r}; valid values: {valid}") from None
+
+    return decode
+
+
+def _decode_uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise FieldError(f"expected a UUID string, got {_kind(value)}")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise FieldError(f"not a valid UUID: {value[:64]!r}") from None
+
+
+def _decode_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise FieldError(f"not an ISO 8601 timestamp: {value[:64]!r}") from None
+    else:
+        raise FieldError(f"expected an ISO 8601 timestamp, got {_kind(value)}")
+    # Documents are UTC; a timestamp without an offset is read as UTC, not local time.
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def _decode_json(value: Any) -> Any:
+    _check_json(value)
+    return value
+
+
+def _decode_json_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise FieldError(f"expected a JSON object, got {_kind(value)}")
+    _check_json(value)
+    return value
+
+
+def _decode_bool(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise FieldError(f"expected true or false, got {_kind(value)}")
+
+
+def _int_decoder(bits: int) -> Decoder:
+    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def decode(value: Any) -> int:
+        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
+            if not lowest <= value <= highest:  # SQLite would store it, the servers refuse it
+                raise FieldError(f"{value} is out of range for a {bits}-bit integer")
+            return value
+        raise FieldError(f"expected an integer, got {_kind(value)}")
+
+    return decode
+
+
+def _decode_float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(f"expected a number, got {_kind(value)}")
+    return float(value)
+
+
+def _text_decoder(length: int | None) -> Decoder:
+    def decode(value: Any) -> str:
+        if type(value) is not str:
+            raise FieldError(f"expected text, got {_kind(value)}")
+        if length is not None and len(value) > length:
+            raise FieldError(f"{len(value)} characters long; at most {length} fit")
+        if "\x00" in value:
+            raise FieldError("contains a NUL character")
+        return value
+
+    return decode
 
 
 def check_psk_ciphertext(value: str, where: str) -> None:
@@ -214,33 +321,19 @@ def check_psk_ciphertext(value: str, where: str) -> None:
         raise ValidationError(f"{where}: not a Fernet token (PSK keys are imported encrypted only)")
 
 
-def _decode_datetime(value: Any, where: str) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError(f"{where}: not an ISO 8601 timestamp: {value[:64]!r}") from None
-    else:
-        raise ValidationError(f"{where}: expected an ISO 8601 timestamp, got {_kind(value)}")
-    # Documents are UTC; a timestamp without an offset is read as UTC, not local time.
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
-
-
-def _check_json(value: Any, where: str) -> None:
+def _check_json(value: Any) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValidationError(f"{where}: JSON object keys must be text, got {_kind(key)}")
-            _check_json(item, where)
+                raise FieldError(f"JSON object keys must be text, got {_kind(key)}")
+            _check_json(item)
     elif isinstance(value, list):
         for item in value:
-            _check_json(item, where)
+            _check_json(item)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError(f"{where}: JSON numbers must be finite")
+        raise FieldError("JSON numbers must be finite")
     elif value is not None and not isinstance(value, str | int | float | bool):
-        raise ValidationError(f"{where}: not a JSON value ({_kind(value)})")
+        raise FieldError(f"not a JSON value ({_kind(value)})")
 
 
 def _kind(value: Any) -> str:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import yaml
 
@@ -21,6 +25,7 @@ from .formats import (
     check_psk_ciphertext,
     coerce_conflict_mode,
     coerce_format,
+    table_for,
 )
 from .jsonstream import DocumentEvent, read_json_document
 from .rows import TableWriter
@@ -259,36 +264,82 @@ class DataImporter:
         *,
         dry_run: bool,
     ) -> None:
+        """Write each table as it streams by; a table ahead of its parents waits on disk."""
         header: dict[str, Any] = {}
         keep_stored_psk: bool | None = None
+        seen: set[str] = set()
+        waiting: list[tuple[str, IO[str]]] = []
         writer: TableWriter | None = None
+        spill: IO[str] | None = None
         index = 0
-        for kind, name, payload in events:
-            if kind == "header":
-                header[name] = payload
-                continue
+
+        def new_writer(name: str) -> TableWriter:
+            return TableWriter(
+                self._uow.session,
+                name,
+                mode=mode,
+                keep_stored_psk=bool(keep_stored_psk),
+                psk_check=self._psk_check(),
+                counts=result.table_counts(name),
+                batch_size=self.batch_size,
+                progress=progress,
+            )
+
+        with ExitStack() as files:
+            for kind, name, payload in events:
+                if kind == "header":
+                    header[name] = payload
+                    continue
+                if keep_stored_psk is None:
+                    keep_stored_psk = check_header(header)
+                if kind == "table":
+                    if writer is not None:
+                        writer.finish(dry_run=dry_run)
+                    name = _check_table_name(name)
+                    result.table_counts(name)
+                    writer, spill, index = None, None, 0
+                    if parent_tables(name) & coming(header) - seen:
+                        spill = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
+                        waiting.append((name, spill))
+                    else:
+                        writer = new_writer(name)
+                    seen.add(name)
+                elif kind == "row":
+                    if writer is not None:
+                        writer.add(index, payload)
+                    elif spill is not None:
+                        spill.write(json.dumps(payload, default=_spill_value) + "\n")
+                    index += 1
             if keep_stored_psk is None:
-                keep_stored_psk = check_header(header)
-            if kind == "table":
-                if writer is not None:
+                check_header(header)
+                raise ValidationError('import: the document has no "tables"')
+            if writer is not None:
+                writer.finish(dry_run=dry_run)
+            for name in TABLE_NAMES:
+                for spilled_name, spilled in waiting:
+                    if spilled_name != name:
+                        continue
+                    spilled.seek(0)
+                    writer = new_writer(name)
+                    for row_index, line in enumerate(spilled):
+                        writer.add(row_index, json.loads(line))
                     writer.finish(dry_run=dry_run)
-                writer = TableWriter(
-                    self._uow.session,
-                    _check_table_name(name),
-                    mode=mode,
-                    keep_stored_psk=keep_stored_psk,
-                    psk_check=self._psk_check(),
-                    counts=result.table_counts(name),
-                    batch_size=self.batch_size,
-                    progress=progress,
-                )
-                index = 0
-            elif kind == "row":
-                assert writer is not None
-                writer.add(index, payload)
-                index += 1
-        if keep_stored_psk is None:
-            check_header(header)
-            raise ValidationError('import: the document has no "tables"')
-        if writer is not None:
-            writer.finish(dry_run=dry_run)
+
+
+def coming(header: dict[str, Any]) -> set[str]:
+    """The tables the header says the document holds (all of them, if it does not say)."""
+    names = header.get("table_names")
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        return set(names)
+    return set(TABLE_NAMES)
+
+
+def parent_tables(name: str) -> set[str]:
+    """The tables whose rows ``name``'s rows point at."""
+    return {key.column.table.name for key in table_for(name).foreign_keys}
+
+
+def _spill_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot hold a {type(value).__name__} while waiting for parent tables")

@@ -13,8 +13,9 @@ from ..exceptions import ValidationError, describe_integrity_error, translated_e
 from .formats import (
     PSK_COLUMN,
     ConflictMode,
+    FieldError,
     check_psk_ciphertext,
-    decode_value,
+    decoder_for,
     primary_key,
     table_for,
 )
@@ -64,6 +65,9 @@ class TableWriter:
             {PSK_COLUMN[1]} if keep_stored_psk and name == PSK_COLUMN[0] else set()
         )
         self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
+        self._decoders = {
+            name: (decoder_for(column), column.nullable) for name, column in self._columns.items()
+        }
 
     def where(self, index: int, field: str | None = None) -> str:
         return f"import: {self.name}[{index}]" + (f".{field}" if field else "")
@@ -76,20 +80,27 @@ class TableWriter:
             kind = type(raw).__name__ if raw is not None else "null"
             raise ValidationError(f"{self.where(index)}: expected an object, got {kind}")
         row: dict[str, Any] = {}
+        decoders = self._decoders
         for field, value in raw.items():
-            column = self._columns.get(field) if isinstance(field, str) else None
-            if column is None:
+            entry = decoders.get(field) if isinstance(field, str) else None
+            if entry is None:
                 valid = ", ".join(self._columns)
                 raise ValidationError(
                     f"{self.where(index, str(field))}: unknown field; valid fields: {valid}"
                 )
-            where = self.where(index, field)
-            decoded = decode_value(column, value, where)
-            if decoded is None and not column.nullable:
-                raise ValidationError(f"{where}: required field is null")
-            if field == PSK_COLUMN[1] and decoded is not None:
-                self.psk_check(decoded, where)
-            row[field] = decoded
+            decode, nullable = entry
+            if value is None:
+                if not nullable:
+                    raise ValidationError(f"{self.where(index, field)}: required field is null")
+                row[field] = None
+                continue
+            try:
+                row[field] = decode(value)
+            except FieldError as error:
+                raise ValidationError(f"{self.where(index, field)}: {error}") from None
+        token = row.get(PSK_COLUMN[1]) if self.name == PSK_COLUMN[0] else None
+        if token is not None:
+            self.psk_check(token, self.where(index, PSK_COLUMN[1]))
         key = self.key.name
         if row.get(key) is None:
             if self.key.default is not None:
