@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_SQLITE_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as naive UTC with microseconds and returned aware in UTC."""
 
@@ -54,6 +59,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):  # SQLite through a raw text() query
             value = datetime.fromisoformat(value)
         return _as_utc(value) if value.tzinfo is None else value
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """``process_bind_param`` and the dialect's own step fused (bulk writes bind millions)."""
+        impl_processor = self.impl_instance.bind_processor(dialect)
+        # SQLite stores text; its default format is exactly isoformat(" ", "microseconds").
+        as_text = getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT
+        combine, utc = datetime.combine, timezone.utc
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            if value.__class__ is not datetime or value.tzinfo is not utc:
+                value = to_utc(value)  # refuses a non-datetime; naive means local time
+            naive = combine(value, value.time())
+            if as_text:
+                return naive.isoformat(" ", "microseconds")
+            return impl_processor(naive) if impl_processor is not None else naive
+
+        return process
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """One fused step per value (read paths load millions of timestamps)."""
