@@ -9,13 +9,15 @@ could truncate them. YAML is read with the safe loader only.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+import yaml
+from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -25,6 +27,7 @@ from cardlink.database import (
     CommDirection,
     DatabaseError,
     DatabaseManager,
+    DataImporter,
     Device,
     DeviceType,
     OTASession,
@@ -413,3 +416,177 @@ def test_timestamps_of_any_zone_round_trip_as_the_same_instant(manager: Database
         uow.commit()
     with UnitOfWork(manager) as uow:
         assert uow.devices.get_by_id("V-1").last_seen == moment
+
+
+# -- import_data -----------------------------------------------------------------------------
+
+IMPORT_SESSION = "6f1c2b1e-0d5e-4c8a-9a57-3f1f3c9b2a11"
+STAMP = "2024-05-01T10:00:00.000000+00:00"
+
+
+def base_document() -> dict[str, Any]:
+    """A small valid export: one row per table, new keys (``D-PCT`` exists: a conflict)."""
+    stamps = {"created_at": STAMP, "updated_at": STAMP}
+    return {
+        "format": "cardlink-database-export",
+        "format_version": 1,
+        "psk_keys": "encrypted",
+        "tables": {
+            "devices": [
+                {"id": "IMP-1", "device_type": "phone", "name": "imported", **stamps},
+                {"id": "D-PCT", "device_type": "modem", "name": "conflict", **stamps},
+            ],
+            "cards": [{"iccid": "8902000000000000001", "psk_identity": "imp", **stamps}],
+            "sessions": [
+                {"id": IMPORT_SESSION, "device_id": "IMP-1", "status": "completed", **stamps}
+            ],
+            "logs": [
+                {
+                    "id": 900001,
+                    "session_id": IMPORT_SESSION,
+                    "timestamp": STAMP,
+                    "direction": "response",
+                    "raw_data": "9000",
+                    "status_word": "9000",
+                    **stamps,
+                }
+            ],
+            "tests": [],
+            "settings": [{"key": "imported", "value": [1, "two", None], **stamps}],
+        },
+    }
+
+
+def mangled(place: tuple[str, int, str], value: Any) -> str:
+    """The base document as JSON, with ``value`` at ``(table, row, field)``."""
+    document = base_document()
+    table, index, field = place
+    document["tables"][table][index][field] = value
+    return json.dumps(document)
+
+
+ROW_FIELDS = [
+    ("devices", 0, "id"),
+    ("devices", 0, "name"),
+    ("devices", 0, "device_type"),
+    ("devices", 0, "is_active"),
+    ("devices", 0, "connection_settings"),
+    ("devices", 1, "last_seen"),
+    ("devices", 0, "created_at"),
+    ("cards", 0, "iccid"),
+    ("cards", 0, "psk_key_encrypted"),
+    ("sessions", 0, "id"),
+    ("sessions", 0, "device_id"),
+    ("sessions", 0, "duration_ms"),
+    ("sessions", 0, "status"),
+    ("logs", 0, "id"),
+    ("logs", 0, "raw_data"),
+    ("logs", 0, "latency_ms"),
+    ("logs", 0, "status_word"),
+    ("settings", 0, "key"),
+    ("settings", 0, "value"),
+    ("settings", 0, "unknown_column"),
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | hostile_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(hostile_text, children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def import_documents(draw: st.DrawFn) -> tuple[str, str]:
+    """(format, text) of a document: mangled text, random JSON, or a valid one with a bad value."""
+    kind = draw(st.sampled_from(["text", "json", "field", "header", "yaml", "valid", "valid"]))
+    if kind == "text":
+        return draw(st.sampled_from(["json", "yaml"])), draw(hostile_text)
+    if kind == "json":
+        return "json", json.dumps(draw(json_values))
+    document = base_document()
+    if kind == "valid":  # hostile but storable text: the import must succeed
+        text = draw(hostile_text.filter(lambda value: "\x00" not in value))
+        document["tables"]["devices"][draw(st.sampled_from([0, 1]))]["name"] = text
+        document["tables"]["logs"][0]["raw_data"] = text
+        document["tables"]["settings"][0]["value"] = {text: [text]}
+        return "json", json.dumps(document)
+    if kind == "header":
+        key = draw(st.sampled_from(["format", "format_version", "psk_keys", "tables"]))
+        document[key] = draw(json_values)
+    else:
+        table, index, field = draw(st.sampled_from(ROW_FIELDS))
+        document["tables"][table][index][field] = draw(
+            st.one_of(json_values, st.just(HUGE), st.just("\x00"), st.just(2**70))
+        )
+    if kind == "yaml":
+        return "yaml", yaml.safe_dump(document, allow_unicode=True)
+    return "json", json.dumps(document, ensure_ascii=draw(st.booleans()))
+
+
+@settings_for_db
+@given(
+    document=import_documents(),
+    conflict_mode=st.sampled_from(["skip", "overwrite", "merge"]),
+)
+@example(document=("json", json.dumps(base_document())), conflict_mode="overwrite")
+@example(document=("json", mangled(("logs", 0, "id"), 2**70)), conflict_mode="skip")
+@example(document=("json", mangled(("sessions", 0, "duration_ms"), 2**40)), conflict_mode="skip")
+@example(document=("json", mangled(("settings", 0, "value"), {"a": "\x00"})), conflict_mode="skip")
+@example(document=("json", mangled(("devices", 0, "notes"), "nul\x00")), conflict_mode="merge")
+@example(document=("yaml", "!!python/object/apply:os.system ['echo pwned']"), conflict_mode="skip")
+def test_import_raises_only_documented_errors_and_a_failed_import_changes_nothing(
+    seeded: DatabaseManager, document: tuple[str, str], conflict_mode: str
+) -> None:
+    data_format, text = document
+    before = fingerprint(seeded)
+    with UnitOfWork(seeded) as uow:
+        importer = DataImporter(uow)
+        result = assert_documented(
+            lambda: importer.import_data(text, format=data_format, conflict_mode=conflict_mode)
+        )
+        event(f"{data_format}: {type(result).__name__}")
+        if isinstance(result, DatabaseError):
+            uow.commit()  # nothing of the failed import may be left to commit
+    assert fingerprint(seeded) == before
+    if not isinstance(result, DatabaseError) and '"IMP-1"' in text:
+        rows = sum(len(table) for table in base_document()["tables"].values())
+        assert result.created + result.updated + result.skipped == rows
+
+
+def test_a_valid_import_of_hostile_text_round_trips_it(manager: DatabaseManager) -> None:
+    document = base_document()
+    nasty = "'; DROP TABLE devices; -- %_\\ 𝄞 \u202e"
+    document["tables"]["devices"][0]["name"] = nasty
+    document["tables"]["settings"][0]["value"] = {"sql": nasty, "list": [nasty]}
+    with UnitOfWork(manager) as uow:
+        DataImporter(uow).import_data(json.dumps(document), conflict_mode="skip")
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert uow.devices.get_by_id("IMP-1").name == nasty
+        assert uow.settings.get_value("imported") == {"sql": nasty, "list": [nasty]}
+        assert uow.logs.count_by_session(IMPORT_SESSION) == 1
+
+
+@pytest.mark.parametrize(
+    ("place", "value", "named"),
+    [
+        (("logs", 0, "id"), 2**70, "id"),
+        (("sessions", 0, "duration_ms"), 2**40, "duration_ms"),
+        (("settings", 0, "value"), {"a": "\x00"}, "value"),
+        (("devices", 0, "notes"), "nul\x00", "notes"),
+        (("devices", 0, "name"), "n" * 256, "name"),
+        (("devices", 0, "is_active"), "yes", "is_active"),
+        (("logs", 0, "latency_ms"), "fast", "latency_ms"),
+    ],
+    ids=["bigint overflow", "int overflow", "JSON NUL", "text NUL", "too long", "bool", "number"],
+)
+def test_import_refuses_a_value_that_does_not_fit_naming_the_field(
+    manager: DatabaseManager, place: tuple[str, int, str], value: Any, named: str
+) -> None:
+    with UnitOfWork(manager) as uow:
+        with pytest.raises(ValidationError, match=named):
+            DataImporter(uow).import_data(mangled(place, value), conflict_mode="skip")
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert uow.devices.count() == 0 and uow.logs.count() == 0

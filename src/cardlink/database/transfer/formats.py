@@ -326,12 +326,15 @@ def _check_json(value: Any) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise FieldError(f"JSON object keys must be text, got {_kind(key)}")
+            _check_json(key)
             _check_json(item)
     elif isinstance(value, list):
         for item in value:
             _check_json(item)
     elif isinstance(value, float) and not math.isfinite(value):
         raise FieldError("JSON numbers must be finite")
+    elif isinstance(value, str) and "\x00" in value:  # PostgreSQL's JSONB refuses it
+        raise FieldError("contains a NUL character")
     elif value is not None and not isinstance(value, str | int | float | bool):
         raise FieldError(f"not a JSON value ({_kind(value)})")
 
