@@ -11,6 +11,9 @@ from sqlalchemy import exc as sa_exc
 
 from cardlink.database import (
     CardProfile,
+    ConnectionError,
+    DatabaseConfig,
+    DatabaseError,
     DatabaseManager,
     Device,
     DeviceType,
@@ -300,3 +303,22 @@ def test_a_duplicate_key_found_only_at_commit_is_an_integrity_error(
         uow.session.add(Device(id="D0", device_type=DeviceType.PHONE))
         with pytest.raises(IntegrityError):
             uow.commit()
+
+
+def test_a_database_without_tables_is_a_database_error_with_the_fix(
+    empty_database_url: str,
+) -> None:
+    manager = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
+    with manager, UnitOfWork(manager) as uow:
+        for call in (
+            uow.devices.count,
+            lambda: uow.sessions.get_statistics(days=30),
+            lambda: uow.tests.get_run_summary("r"),
+            uow.settings.get_all_settings,
+        ):
+            with pytest.raises(
+                DatabaseError, match=r"no CardLink tables yet.*create_tables"
+            ) as caught:
+                call()
+            assert not isinstance(caught.value, ConnectionError)
+            uow.rollback()

@@ -28,7 +28,7 @@ class IntegrityError(DatabaseError):
     """A constraint refused the write: duplicate key, foreign key, NOT NULL."""
 
 
-class ConnectionError(DatabaseError):  # noqa: A001 - the guide's name
+class ConnectionError(DatabaseError):  # the guide's name, shadowing the builtin
     """The database cannot be reached, or the connection was lost or timed out."""
 
 
@@ -55,7 +55,8 @@ def translated_errors() -> Iterator[None]:
         yield
     except sa_exc.PendingRollbackError:
         raise DatabaseError(
-            "this unit of work was rolled back by an earlier error; call rollback() before reusing it"
+            "this unit of work was rolled back by an earlier error; "
+            "call rollback() before reusing it"
         ) from None
     except sa_exc.SQLAlchemyError as error:
         translated = translate_dbapi_error(error, url="the database")
@@ -64,6 +65,9 @@ def translated_errors() -> Iterator[None]:
 
 _DUPLICATE = re.compile(r"unique|duplicate", re.IGNORECASE)
 _FOREIGN_KEY = re.compile(r"foreign key", re.IGNORECASE)
+_MISSING_TABLE = re.compile(
+    r"no such table|relation \"[^\"]+\" does not exist|Table '[^']+' doesn't exist", re.IGNORECASE
+)
 _NOT_NULL = re.compile(r"not[ -]null|cannot be null|doesn't have a default", re.IGNORECASE)
 
 
@@ -104,6 +108,11 @@ def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | 
         return ConnectionError(
             f"lost the connection to {url}: {_first_line(error)} "
             "(the unit of work was rolled back; the next one reconnects)"
+        )
+    if isinstance(error, sa_exc.DBAPIError) and _MISSING_TABLE.search(_first_line(error)):
+        return DatabaseError(
+            f"{url} has no CardLink tables yet ({_first_line(error)}): "
+            "run manager.create_tables() or `cardlink-db init`"
         )
     if isinstance(error, sa_exc.OperationalError):
         return ConnectionError(f"database operation failed on {url}: {_first_line(error)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect as pyinspect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -72,6 +74,13 @@ class BaseRepository(Generic[ModelT]):
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every public method of a repository (and of its mixins) translates driver errors."""
+        super().__init_subclass__(**kwargs)
+        for klass in cls.__mro__:
+            if klass is not object and (klass is cls or not issubclass(klass, BaseRepository)):
+                _translate_public_methods(klass)
 
     @property
     def session(self) -> Session:
@@ -353,6 +362,27 @@ def check_search_text(text: str, *, what: str) -> None:
         )
 
 
+def _translate_public_methods(klass: type) -> None:
+    """Wrap ``klass``'s public methods in :func:`translated_errors` (once)."""
+    for name, member in list(vars(klass).items()):
+        if name.startswith("_") or not pyinspect.isfunction(member):
+            continue
+        if getattr(member, "__translated__", False) or pyinspect.isgeneratorfunction(member):
+            continue
+
+        setattr(klass, name, _translating(member))
+
+
+def _translating(method: Any) -> Any:
+    @functools.wraps(method)
+    def translating(*args: Any, **kwargs: Any) -> Any:
+        with translated_errors():
+            return method(*args, **kwargs)
+
+    translating.__translated__ = True  # type: ignore[attr-defined]
+    return translating
+
+
 def like_pattern(text: str) -> str:
     """Lower-case ``%text%`` for LIKE with ``\\`` as escape, so ``%`` and ``_`` match literally."""
     if not isinstance(text, str):
@@ -376,3 +406,6 @@ def _slice(statement: Select[Any], limit: int | None, offset: int) -> Select[Any
             raise ValidationError(f"offset must be a whole number >= 0, got {offset!r}")
         statement = statement.offset(offset)
     return statement
+
+
+_translate_public_methods(BaseRepository)
