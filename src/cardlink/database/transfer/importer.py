@@ -267,7 +267,7 @@ class DataImporter:
         """Write each table as it streams by; a table ahead of its parents waits on disk."""
         header: dict[str, Any] = {}
         keep_stored_psk: bool | None = None
-        seen: set[str] = set()
+        written: set[str] = set()  # tables written so far (not waiting)
         waiting: list[tuple[str, IO[str]]] = []
         writer: TableWriter | None = None
         spill: IO[str] | None = None
@@ -298,12 +298,12 @@ class DataImporter:
                     name = _check_table_name(name)
                     result.table_counts(name)
                     writer, spill, index = None, None, 0
-                    if parent_tables(name) & coming(header) - seen:
+                    if parent_tables(name) & coming(header) - written:
                         spill = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
                         waiting.append((name, spill))
                     else:
                         writer = new_writer(name)
-                    seen.add(name)
+                        written.add(name)
                 elif kind == "row":
                     if writer is not None:
                         writer.add(index, payload)
