@@ -22,8 +22,10 @@ from cardlink.database import (
     CardType,
     DatabaseError,
     DatabaseManager,
+    DataExporter,
     Device,
     DeviceType,
+    ExportFormat,
     UnitOfWork,
 )
 
@@ -105,10 +107,14 @@ def main() -> None:
             print(f"Success rate: {stats['success_rate']:.1f}%")
             print(f"Avg duration: {stats['avg_duration_ms']:.0f}ms")
 
-        # ---- 6. Export database -------------------------------------------------------
-        # Step 6 of the guide (DataExporter -> backup.json) goes here; it is added with
-        # the data export work. Use `manager` and `UnitOfWork` as steps 2-5 do.
-        # -------------------------------------------------------------------------------
+        # 6. Export database
+        with UnitOfWork(manager) as uow:
+            exporter = DataExporter(uow)
+            data = exporter.export_all(ExportFormat.JSON)
+
+            with open("backup.json", "w") as f:
+                f.write(data)
+            print("Database exported to backup.json")
     finally:
         # Cleanup
         manager.close()
