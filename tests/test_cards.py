@@ -108,6 +108,8 @@ def test_find_by_admin_url_matches_a_prefix_literally(cards: DatabaseManager) ->
         assert [c.iccid for c in uow.cards.find_by_admin_url("https://admin_")] == ["8903"]
         assert len(uow.cards.find_by_admin_url("https://")) == 3
         assert uow.cards.find_by_admin_url("https://admin.example.com:9999") == []
+        # Case-insensitive on every backend (PostgreSQL's LIKE alone is not).
+        assert len(uow.cards.find_by_admin_url("HTTPS://Admin.Example.com")) == 1
 
 
 def test_export_profile_leaves_the_key_out_unless_asked(cards: DatabaseManager) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..events import EventType
 from ..exceptions import ValidationError
@@ -72,7 +72,9 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         """Cards that have both a PSK identity and a key."""
         statement = (
             select(CardProfile)
-            .where(CardProfile.psk_identity.is_not(None), CardProfile.psk_key_encrypted.is_not(None))
+            .where(
+                CardProfile.psk_identity.is_not(None), CardProfile.psk_key_encrypted.is_not(None)
+            )
             .order_by(CardProfile.iccid)
         )
         return self._scalars(statement)
@@ -82,14 +84,17 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         return self.find_one_by(psk_identity=identity)
 
     def find_by_admin_url(self, url: str) -> list[CardProfile]:
-        """Cards whose admin URL starts with ``url`` (a server address finds all its paths)."""
+        """Cards whose admin URL starts with ``url`` (a server address finds all its paths).
+
+        Case-insensitive on every backend (SQLite and MySQL LIKE already are, PostgreSQL's is not).
+        """
         if not isinstance(url, str) or not url:
             raise ValidationError("admin URL prefix must be a non-empty string")
         check_search_text(url, what="admin URL prefix")
-        escaped = url.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = url.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         statement = (
             select(CardProfile)
-            .where(CardProfile.admin_url.like(f"{escaped}%", escape="\\"))
+            .where(func.lower(CardProfile.admin_url).like(f"{escaped}%", escape="\\"))
             .order_by(CardProfile.iccid)
         )
         return self._scalars(statement)
