@@ -1,4 +1,4 @@
-"""examples/quickstart.py prints what the guide's Quick Start steps 1-5 print, on every backend."""
+"""examples/quickstart.py prints what the guide's Quick Start steps 1-6 print, on every backend."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from conftest import backend_url
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
 
-#: The lines the guide's steps 1-5 print, on a database holding nothing else.
+#: The lines the guide's steps 1-6 print, on a database holding nothing else.
 GUIDE_OUTPUT = [
     "Created device: RF8M33XXXXX",
     "Created card: 89011234567890123456",
@@ -25,6 +25,7 @@ GUIDE_OUTPUT = [
     "Sessions in last 7 days: 0",
     "Success rate: 0.0%",
     "Avg duration: 0ms",
+    "Database exported to backup.json",
 ]
 
 
@@ -71,6 +72,8 @@ def test_quickstart_on_the_default_sqlite_file_without_a_key_and_again(tmp_path:
     assert "CARDLINK_ENCRYPTION_KEY is not set" in first.stderr
     assert "throwaway key" in first.stderr
     assert (tmp_path / "data" / "cardlink.db").is_file()
+    backup = (tmp_path / "backup.json").read_text()
+    assert '"id": "RF8M33XXXXX"' in backup and "my_secret_psk_key_16" not in backup
 
     again = run_quickstart(tmp_path)
     assert again.returncode == 0, again.stderr
