@@ -83,16 +83,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         """One fused step per value (read paths load millions of timestamps)."""
         impl_processor = self.impl_instance.result_processor(dialect, coltype)
         fromisoformat, combine, utc = datetime.fromisoformat, datetime.combine, timezone.utc
+        # SQLite text: rows written together share created_at/updated_at, parse each once.
+        parsed: dict[str, datetime] = {}
 
         def process(value: Any) -> datetime | None:
             if value is None:
                 return None
             if value.__class__ is str:  # SQLite stores text: parse it directly
+                found = parsed.get(value)
+                if found is not None:
+                    return found
                 try:
-                    value = fromisoformat(value)
+                    moment = fromisoformat(value)
                 except ValueError:
-                    value = impl_processor(value) if impl_processor else value
-            elif impl_processor is not None and not isinstance(value, datetime):
+                    moment = impl_processor(value) if impl_processor else value
+                if moment.tzinfo is None:
+                    moment = combine(moment, moment.time(), utc)
+                if len(parsed) >= 1024:
+                    parsed.clear()
+                parsed[value] = moment
+                return moment
+            if impl_processor is not None and not isinstance(value, datetime):
                 value = impl_processor(value)
             return combine(value, value.time(), utc) if value.tzinfo is None else value
 

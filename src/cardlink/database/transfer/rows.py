@@ -9,6 +9,7 @@ from sqlalchemy import Column, bindparam, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from ..bulk import insert_rows
 from ..exceptions import ValidationError, describe_integrity_error, translated_errors
 from .formats import (
     PSK_COLUMN,
@@ -214,7 +215,7 @@ class TableWriter:
         for fields, params in ordered:
             if self.key.name in fields and self.key.autoincrement is True:
                 self.explicit_ids = True
-            self._run(self.table.insert(), params, f"rows {rows[0][0]}..{rows[-1][0]}")
+            self._run(None, params, f"rows {rows[0][0]}..{rows[-1][0]}", bulk_insert=True)
 
     def _update(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         key = self.key.name
@@ -239,10 +240,16 @@ class TableWriter:
             )
             self._run(statement, params, f"rows {rows[0][0]}..{rows[-1][0]}")
 
-    def _run(self, statement: Any, params: Any, what: str) -> Any:
-        """Execute on the unit of work's connection; a refused row becomes a ValidationError."""
+    def _run(self, statement: Any, params: Any, what: str, *, bulk_insert: bool = False) -> Any:
+        """Execute on the unit of work's connection; a refused row becomes a ValidationError.
+
+        ``bulk_insert`` inserts ``params`` into this table with values converted once
+        for the driver (``cardlink.database.bulk``): imports are mostly INSERTs.
+        """
         with translated_errors():
             try:
+                if bulk_insert:
+                    return insert_rows(self.session.connection(), self.table, params)
                 return self.session.connection().execute(statement, params)
             except (sa_exc.IntegrityError, sa_exc.DataError) as error:
                 raise ValidationError(

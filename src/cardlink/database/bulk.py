@@ -1,0 +1,117 @@
+"""Bulk INSERT of many rows with values converted once, straight to the driver's form.
+
+SQLAlchemy's ``connection.execute(table.insert(), rows)`` runs every value of every
+row through the column types' bind processors and builds a parameter dict per row;
+for imports of millions of rows that costs several times the database's own work.
+``insert_rows`` converts each column with one small function chosen per column
+type, then hands the driver a single ``executemany`` (a ``COPY`` on PostgreSQL),
+on the caller's connection and in its transaction. Values are stored exactly as
+the column types store them (UUID hex or native, naive UTC timestamps with
+microseconds, enum values). Tables with JSON columns, or an unknown driver, take
+SQLAlchemy's path.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Enum, Float, Integer, String, Table
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+from .types import GUID, UTCDateTime, to_utc, to_uuid
+
+Convert = Callable[[Any], Any]
+_UTC = timezone.utc
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.__class__ is not datetime or value.tzinfo is not _UTC:
+        value = to_utc(value)
+    return datetime.combine(value, value.time())
+
+
+def _converter(column_type: Any, dialect_name: str) -> Convert | bool | None:
+    """The conversion for one column: a function, None (value as is), or False (unsupported)."""
+    if isinstance(column_type, GUID):
+        if dialect_name == "postgresql":
+            return lambda value: None if value is None else to_uuid(value)
+        return lambda value: None if value is None else to_uuid(value).hex
+    if isinstance(column_type, UTCDateTime):
+        if dialect_name == "sqlite":
+            return lambda value: (
+                None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
+            )
+        return lambda value: None if value is None else _naive_utc(value)
+    if isinstance(column_type, JSON):
+        return False
+    if isinstance(column_type, Enum):
+        return lambda value: (
+            None if value is None else str(value.value) if isinstance(value, enum.Enum) else value
+        )
+    if isinstance(column_type, String | Integer | Float | Boolean):
+        return None
+    return False
+
+
+def _driver(connection: Connection) -> str | None:
+    """'sqlite', 'mysql' or 'postgresql' when the fast path knows the driver, else None."""
+    dialect = connection.dialect
+    if dialect.name == "sqlite" and dialect.driver == "pysqlite":
+        return "sqlite"
+    if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql":
+        return "mysql"
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        return "postgresql"
+    return None
+
+
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts of model values, all with the same keys) into ``table``."""
+    if not rows:
+        return
+    names = list(rows[0])
+    driver = _driver(connection)
+    converters = [_converter(table.c[name].type, driver or "") for name in names]
+    if driver is None or any(convert is False for convert in converters):
+        connection.execute(table.insert(), rows)
+        return
+    steps = [(index, convert) for index, convert in enumerate(converters) if convert]
+    values = []
+    for row in rows:
+        record = [row[name] for name in names]
+        for index, convert in steps:
+            record[index] = convert(record[index])  # type: ignore[operator]
+        values.append(record)
+    quote = connection.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in names)
+    if driver == "postgresql":
+        _copy(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", values)
+        return
+    mark = "?" if driver == "sqlite" else "%s"
+    marks = ", ".join([mark] * len(names))
+    connection.exec_driver_sql(
+        f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})",
+        [tuple(record) for record in values],
+    )
+
+
+def _copy(connection: Connection, sql: str, values: list[list[Any]]) -> None:
+    """COPY through psycopg in the connection's current transaction."""
+    import psycopg
+
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+            write_row = copy.write_row
+            for record in values:
+                write_row(record)
+    except psycopg.Error as error:
+        # The exception classes an execute() would raise, for translated_errors().
+        raise sa_exc.DBAPIError.instance(sql, None, error, psycopg.Error) from error
+
+
+__all__ = ["insert_rows"]
