@@ -1,0 +1,128 @@
+"""Deterministic benchmark data: devices, cards, OTA sessions and their APDU logs.
+
+Everything comes from a seeded ``random.Random``, so two runs (and the raw and the
+package side of one run) see exactly the same rows. Values are the Python values an
+application holds: UUIDs, aware UTC datetimes, enum members.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from cardlink.database import CommDirection, SessionStatus
+
+#: The moment "now" of the data set; sessions start up to 60 days before it.
+ANCHOR = datetime.now(timezone.utc).replace(microsecond=0)
+SPREAD_DAYS = 60
+
+DEVICES = 20
+CARDS = 50
+
+# Status words with their weights: mostly success, some errors and intermediates.
+_STATUS_WORDS = (
+    ("9000", 80),
+    ("6A82", 5),
+    ("6982", 4),
+    ("6110", 3),
+    ("6120", 2),
+    ("9110", 3),
+    ("9120", 3),
+)
+_SW_CHOICES = [word for word, weight in _STATUS_WORDS for _ in range(weight)]
+_COMMANDS = ("SELECT", "GET STATUS", "INSTALL", "LOAD", "STORE DATA", "PUT KEY", "GET DATA")
+_SESSION_STATUSES = (
+    [SessionStatus.COMPLETED] * 80
+    + [SessionStatus.FAILED] * 10
+    + [SessionStatus.TIMEOUT] * 5
+    + [SessionStatus.ACTIVE] * 5
+)
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """One OTA session as the application would hold it."""
+
+    id: uuid.UUID
+    device_id: str
+    card_iccid: str
+    session_type: str
+    status: SessionStatus
+    started_at: datetime
+    ended_at: datetime | None
+    duration_ms: int | None
+
+
+def device_ids() -> list[str]:
+    return [f"RF8M{index:07d}" for index in range(DEVICES)]
+
+
+def card_iccids() -> list[str]:
+    return [f"8901{index:015d}" for index in range(CARDS)]
+
+
+def _hex(rng: random.Random, low: int, high: int) -> str:
+    """Upper-case hex of an even length between ``low`` and ``high`` characters."""
+    length = rng.randrange(low // 2, high // 2 + 1)
+    return rng.randbytes(length).hex().upper()
+
+
+def sessions(count: int, *, seed: int, start: int = 0) -> Iterator[SessionRow]:
+    """``count`` sessions (numbered from ``start``) spread uniformly over the last 60 days."""
+    devices, cards = device_ids(), card_iccids()
+    for number in range(start, start + count):
+        rng = random.Random(f"{seed}:session:{number}")
+        started = ANCHOR - timedelta(seconds=rng.uniform(60, SPREAD_DAYS * 86_400))
+        status = rng.choice(_SESSION_STATUSES)
+        duration = None if status is SessionStatus.ACTIVE else rng.randrange(200, 20_000)
+        yield SessionRow(
+            id=uuid.UUID(int=rng.getrandbits(128), version=4),
+            device_id=devices[number % len(devices)],
+            card_iccid=cards[number % len(cards)],
+            session_type="ota_admin",
+            status=status,
+            started_at=started,
+            ended_at=None if duration is None else started + timedelta(milliseconds=duration),
+            duration_ms=duration,
+        )
+
+
+def logs(session: SessionRow, count: int, *, seed: int) -> list[tuple]:
+    """``count`` logs of one session: the guide's batch tuples, command/response pairs."""
+    rng = random.Random(f"{seed}:logs:{session.id}")
+    moment = session.started_at
+    rows = []
+    for index in range(count):
+        moment = moment + timedelta(microseconds=rng.randrange(500, 40_000))
+        latency = round(rng.uniform(0.5, 120.0), 3)
+        if index % 2 == 0:
+            name = rng.choice(_COMMANDS)
+            rows.append(
+                (
+                    session.id,
+                    CommDirection.COMMAND,
+                    _hex(rng, 10, 60),
+                    name,
+                    None,
+                    None,
+                    latency,
+                    moment,
+                )
+            )
+        else:
+            word = rng.choice(_SW_CHOICES)
+            raw = _hex(rng, 6, 56) + word
+            message = "Success" if word == "9000" else None
+            rows.append(
+                (session.id, CommDirection.RESPONSE, raw, None, word, message, latency, moment)
+            )
+    return rows
+
+
+def logs_for(all_sessions: list[SessionRow], per_session: int, *, seed: int) -> Iterator[tuple]:
+    """The logs of many sessions, session after session."""
+    for session in all_sessions:
+        yield from logs(session, per_session, seed=seed)

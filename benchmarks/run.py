@@ -1,0 +1,283 @@
+"""CardLink database benchmark: this package side by side with the raw drivers.
+
+Usage::
+
+    python benchmarks/run.py --all-backends            # the issue's sizes, all three backends
+    python benchmarks/run.py --db-url sqlite:///bench.db --quick
+    python benchmarks/run.py --all-backends --quick    # under a minute; CI runs this
+
+Each figure is the median of at least three repeats, measured in the same run with
+the two sides interleaved. The ratio is package / raw (for W1 rows/s: higher is
+better; for latencies and times: lower is better). Results go to
+``benchmarks/results/<timestamp>.json``. The exit code is 0 whatever the ratios:
+machines are noisy, and CI only checks that the benchmark still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import package
+import workloads
+from data import logs_for
+from raw import RawDatabase
+from sqlalchemy.engine import URL
+from workloads import Figure, Sizes
+
+from cardlink.database import DatabaseConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SERVER_URLS = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench",
+    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench",
+}
+SEED = 20241126
+
+
+def sibling(url: URL, suffix: str) -> URL:
+    """A second database next to ``url`` (``cardlink_bench`` -> ``cardlink_bench_raw``)."""
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "bench.db")
+        return url.set(database=str(path.with_name(f"{path.stem}{suffix}{path.suffix or '.db'}")))
+    return url.set(database=f"{url.database}{suffix}")
+
+
+def ensure_database(url: URL) -> None:
+    """Create the server database if needed (SQLite files are created on connect)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        for ending in ("", "-wal", "-shm"):
+            Path(f"{url.database}{ending}").unlink(missing_ok=True)
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(
+        url.set(database="postgres" if backend == "postgresql" else "mysql"),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as connection:
+            if backend == "postgresql":
+                exists = connection.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+                ).first()
+                if not exists:
+                    connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+            else:
+                connection.execute(
+                    text(
+                        f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+                )
+    finally:
+        admin.dispose()
+
+
+def report(figure: Figure) -> None:
+    """Print one figure as one line."""
+    if figure.unit == "rows/s":
+        values = f"package {figure.package:>10,.0f} {figure.unit}  raw {figure.raw:>10,.0f}"
+    elif figure.raw is None:
+        values = f"package {figure.package:>10.2f} {figure.unit:6}"
+    else:
+        values = f"package {figure.package:>10.2f} {figure.unit:6}  raw {figure.raw:>10.2f}"
+    verdict = "ok" if figure.ok else "MISSED"
+    if figure.target == "(info)":
+        verdict = "info"
+    print(
+        f"{figure.backend:<10} {figure.workload:<3} {figure.name:<34} {values}  "
+        f"ratio {figure.ratio:6.2f}  target {figure.target:<8} {verdict}",
+        flush=True,
+    )
+
+
+def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure]:
+    """Every workload on one backend; returns its figures (already printed)."""
+    backend = DatabaseConfig(database_url=url).backend
+    raw_url = sibling(url, "_raw")
+    figures: list[Figure] = []
+
+    def add(*new: Figure) -> None:
+        for figure in new:
+            report(figure)
+            figures.append(figure)
+
+    started = time.perf_counter()
+    for target in (url, raw_url):
+        ensure_database(target)
+        package.reset_schema(target)
+    package_db, raw_db = RawDatabase(url), RawDatabase(raw_url)
+    manager = package.open_manager(url)
+    try:
+        log_sessions = workloads.load_base_data([package_db, raw_db], sizes, seed=SEED)
+        rows = list(logs_for(log_sessions, sizes.logs_per_session, seed=SEED))
+        print(
+            f"{backend:<10} data: {sizes.sessions:,} sessions, {len(rows):,} logs "
+            f"({time.perf_counter() - started:.1f}s)",
+            flush=True,
+        )
+        # The data set is scaffolding: keep the garbage collector from re-scanning it
+        # during the timed parts (both sides alike).
+        gc.collect()
+        gc.freeze()
+        add(*workloads.w1_batch_insert(backend, manager, package_db, raw_db, rows, sizes))
+        del rows
+        gc.unfreeze()
+        gc.collect()
+        package_db.analyze()
+        session_ids = [session.id for session in log_sessions]
+        w2 = workloads.w2_latency(manager, package_db, session_ids, sizes, seed=SEED)
+        add(workloads.latency_figure(backend, "W2", "one session's logs", *w2, 3.0))
+        w3 = workloads.w3_latency(manager, package_db, sizes)
+        add(workloads.latency_figure(backend, "W3", "30-day statistics", w3[0], w3[1], 1.3))
+        if not args.skip_transfer:
+            import transfer_bench
+
+            import_url = sibling(url, "_import")
+            ensure_database(import_url)
+            add(*transfer_bench.run(backend, url, import_url, sizes))
+        if not args.skip_growth:
+            grow_started = time.perf_counter()
+            grown = workloads.grow(package_db, sizes, seed=SEED)
+            print(
+                f"{backend:<10} data x{sizes.growth}: {sizes.sessions * sizes.growth:,} sessions, "
+                f"{sizes.logs * sizes.growth:,} logs ({time.perf_counter() - grow_started:.1f}s)",
+                flush=True,
+            )
+            session_ids = session_ids + [session.id for session in grown]
+            w2_big = workloads.w2_latency(manager, package_db, session_ids, sizes, seed=SEED + 1)
+            add(
+                workloads.latency_figure(
+                    backend, "W6", f"one session's logs at x{sizes.growth}", *w2_big, 3.0
+                )
+            )
+            growth = w2_big[0] / w2[0]
+            add(
+                Figure(
+                    backend,
+                    "W6",
+                    f"W2 growth x{sizes.growth} (package)",
+                    "ms",
+                    w2_big[0] * 1000,
+                    w2[0] * 1000,
+                    growth,
+                    "<= 1.3",
+                    growth <= 1.3,
+                )
+            )
+            w3_big = workloads.w3_latency(manager, package_db, sizes)
+            add(
+                workloads.latency_figure(
+                    backend,
+                    "W6",
+                    f"30-day statistics at x{sizes.growth}",
+                    w3_big[0],
+                    w3_big[1],
+                    1.3,
+                )
+            )
+            window_growth = w3_big[2] / max(1, w3[2])
+            growth = w3_big[0] / w3[0]
+            limit = round(window_growth * 1.1, 2)
+            add(
+                Figure(
+                    backend,
+                    "W6",
+                    f"W3 growth x{window_growth:.1f} in window",
+                    "ms",
+                    w3_big[0] * 1000,
+                    w3[0] * 1000,
+                    growth,
+                    f"<= {limit}",
+                    growth <= limit,
+                    {"window_sessions": [w3[2], w3_big[2]]},
+                )
+            )
+    finally:
+        manager.close()
+        package_db.close()
+        raw_db.close()
+    print(f"{backend:<10} done in {time.perf_counter() - started:.1f}s", flush=True)
+    return figures
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--db-url", action="append", help="database to use (repeatable)")
+    where.add_argument("--all-backends", action="store_true", help="SQLite, PostgreSQL and MariaDB")
+    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute in all")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the data sizes")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (>= 3)")
+    parser.add_argument("--skip-growth", action="store_true", help="leave out W6 (10x data)")
+    parser.add_argument("--skip-transfer", action="store_true", help="leave out W4/W5")
+    parser.add_argument("--output", type=Path, help="JSON result file")
+    return parser.parse_args(argv)
+
+
+def sizes_for(args: argparse.Namespace) -> Sizes:
+    sizes = Sizes(repeats=max(3, args.repeats))
+    if args.quick:
+        sizes.log_sessions, sizes.sessions, sizes.chunk = 25, 2_000, 2_500
+        sizes.w2_calls, sizes.w3_calls, sizes.growth = 25, 10, 10
+    if args.scale != 1.0:
+        sizes.log_sessions = max(1, round(sizes.log_sessions * args.scale))
+        sizes.sessions = max(sizes.log_sessions, round(sizes.sessions * args.scale))
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sizes_for(args)
+    if args.db_url:
+        urls = [DatabaseConfig(database_url=url).url for url in args.db_url]
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="cardlink-bench-"))
+        urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'bench.db'}").url]
+        if args.all_backends:
+            urls += [DatabaseConfig(database_url=SERVER_URLS[name]).url for name in SERVER_URLS]
+    figures: list[Figure] = []
+    failures: list[str] = []
+    for url in urls:
+        try:
+            figures += run_backend(url, sizes, args)
+        except Exception as error:  # report and go on: CI must see every backend's figures
+            name = url.get_backend_name()
+            failures.append(f"{name}: {type(error).__name__}: {error}")
+            print(f"{name:<10} FAILED: {type(error).__name__}: {error}", flush=True)
+    missed = [
+        f"{f.backend} {f.workload} {f.name}" for f in figures if not f.ok and f.target != "(info)"
+    ]
+    print(f"{len(figures)} figures, {len(missed)} targets missed" + (": " if missed else ""))
+    for line in missed:
+        print(f"  missed: {line}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    output = args.output or RESULTS / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    document: dict[str, Any] = {
+        "created": datetime.now(timezone.utc).isoformat(),
+        "command": " ".join(sys.argv),
+        "sizes": asdict(sizes),
+        "cpus": os.cpu_count(),
+        "figures": [asdict(figure) for figure in figures],
+        "failures": failures,
+    }
+    output.write_text(json.dumps(document, indent=2, default=str))
+    print(f"results: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

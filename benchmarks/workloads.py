@@ -1,0 +1,241 @@
+"""W1, W2, W3 and W6: each measured through the package and through the raw driver, interleaved."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import package
+from data import SessionRow, logs_for, sessions
+from raw import RawDatabase
+
+from cardlink.database import DatabaseManager
+
+
+@dataclass
+class Figure:
+    """One printed line: a measured value on both sides, their ratio and the target."""
+
+    backend: str
+    workload: str
+    name: str
+    unit: str
+    package: float
+    raw: float | None
+    ratio: float
+    target: str
+    ok: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sizes:
+    """How much data each workload uses (the issue's defaults; --quick and --scale change them)."""
+
+    logs_per_session: int = 200
+    log_sessions: int = 1_000
+    sessions: int = 100_000
+    chunk: int = 10_000
+    w2_calls: int = 200
+    w3_calls: int = 30
+    growth: int = 10
+    repeats: int = 3
+
+    @property
+    def logs(self) -> int:
+        return self.logs_per_session * self.log_sessions
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = action()
+    return time.perf_counter() - start, result
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def load_base_data(sides: list[RawDatabase], sizes: Sizes, *, seed: int) -> list[SessionRow]:
+    """Devices, cards and sessions in every database; returns the sessions that get logs."""
+    log_sessions = list(sessions(sizes.log_sessions, seed=seed))
+    for side in sides:
+        side.load_parents()
+        side.load_sessions(log_sessions)
+        side.load_sessions(
+            sessions(sizes.sessions - sizes.log_sessions, seed=seed, start=sizes.log_sessions)
+        )
+    return log_sessions
+
+
+def grow(reader: RawDatabase, sizes: Sizes, *, seed: int) -> list[SessionRow]:
+    """W6 data: add sessions and logs until the database holds ``growth`` times as much."""
+    factor = sizes.growth - 1
+    start = sizes.sessions
+    log_sessions = list(sessions(sizes.log_sessions * factor, seed=seed, start=start))
+    reader.load_sessions(log_sessions)
+    reader.load_sessions(
+        sessions(
+            sizes.sessions * factor - len(log_sessions),
+            seed=seed,
+            start=start + len(log_sessions),
+        )
+    )
+    reader.load_logs(logs_for(log_sessions, sizes.logs_per_session, seed=seed))
+    reader.analyze()
+    return log_sessions
+
+
+# -- W1 -----------------------------------------------------------------------------------
+
+
+def w1_batch_insert(
+    backend: str,
+    manager: DatabaseManager,
+    package_db: RawDatabase,
+    raw_db: RawDatabase,
+    rows: list[tuple],
+    sizes: Sizes,
+) -> list[Figure]:
+    """Insert every log through each side, ``repeats`` times, alternating who goes first."""
+    times: dict[str, list[float]] = {"package": [], "executemany": [], "copy": []}
+    sides: list[tuple[str, Callable[[], Any]]] = [
+        ("package", lambda: package.insert_logs(manager, rows, chunk=sizes.chunk)),
+        ("executemany", lambda: raw_db.insert_logs(rows, chunk=sizes.chunk)),
+    ]
+    if backend == "postgresql":
+        sides.append(("copy", lambda: raw_db.insert_logs(rows, chunk=sizes.chunk, copy=True)))
+    for repeat in range(sizes.repeats):
+        order = sides if repeat % 2 == 0 else list(reversed(sides))
+        for name, action in order:
+            (package_db if name == "package" else raw_db).clear_logs()
+            elapsed, _ = _timed(action)
+            times[name].append(elapsed)
+    count = len(rows)
+    package_rate = count / _median(times["package"])
+    figures = []
+    for name in ("executemany", "copy"):
+        if not times[name]:
+            continue
+        raw_rate = count / _median(times[name])
+        ratio = package_rate / raw_rate
+        limit = 0.6 if name == "copy" else 0.7
+        judged = name == "copy" or backend != "postgresql"
+        figures.append(
+            Figure(
+                backend,
+                "W1",
+                f"batch insert vs {name}",
+                "rows/s",
+                package_rate,
+                raw_rate,
+                ratio,
+                f">= {limit}" if judged else "(info)",
+                ratio >= limit or not judged,
+                {"rows": count, "times_s": {key: value for key, value in times.items() if value}},
+            )
+        )
+    return figures
+
+
+# -- W2 / W3 ------------------------------------------------------------------------------
+
+
+def interleaved(
+    package_call: Callable[[Any], Any],
+    raw_call: Callable[[Any], Any],
+    arguments: list[Any],
+    repeats: int,
+    check: Callable[[Any, Any], None],
+) -> tuple[float, float]:
+    """Median latency of each side: median per round over ``arguments``, median of rounds."""
+    rounds: dict[str, list[float]] = {"package": [], "raw": []}
+    for argument in arguments[:3]:  # warm both sides up (pool, caches, statement plans)
+        check(package_call(argument), raw_call(argument))
+    for repeat in range(repeats):
+        package_times: list[float] = []
+        raw_times: list[float] = []
+        for index, argument in enumerate(arguments):
+            sides = [(package_call, package_times), (raw_call, raw_times)]
+            if (index + repeat) % 2:
+                sides.reverse()
+            for call, times in sides:
+                started = time.perf_counter()
+                call(argument)
+                times.append(time.perf_counter() - started)
+        rounds["package"].append(_median(package_times))
+        rounds["raw"].append(_median(raw_times))
+    return _median(rounds["package"]), _median(rounds["raw"])
+
+
+def _same_logs(found: list[Any], rows: list[tuple]) -> None:
+    if len(found) != len(rows) or (found and found[0].id != rows[0][0]):
+        raise AssertionError(f"W2: package found {len(found)} logs, raw {len(rows)}")
+
+
+def w2_latency(
+    manager: DatabaseManager,
+    reader: RawDatabase,
+    session_ids: list[Any],
+    sizes: Sizes,
+    *,
+    seed: int,
+) -> tuple[float, float]:
+    """Median latency of one session's logs on each side, over ``w2_calls`` sessions."""
+    picked = random.Random(f"{seed}:w2").sample(session_ids, min(sizes.w2_calls, len(session_ids)))
+    return interleaved(
+        lambda session_id: package.find_by_session(manager, session_id),
+        reader.find_by_session,
+        picked,
+        sizes.repeats,
+        _same_logs,
+    )
+
+
+def _same_statistics(found: dict[str, Any], row: tuple) -> None:
+    # Both sides take "30 days ago" a few microseconds apart: a session may sit on the edge.
+    if abs(found["total"] - row[0]) > 1 or abs(found["completed"] - row[1]) > 1:
+        raise AssertionError(f"W3: package counted {found['total']}, raw {row[0]}")
+
+
+def w3_latency(
+    manager: DatabaseManager, reader: RawDatabase, sizes: Sizes
+) -> tuple[float, float, int]:
+    """Median latency of the 30-day statistics on each side; also the sessions in the window."""
+
+    def raw_call(_: Any) -> tuple:
+        return reader.statistics(datetime.now(timezone.utc) - timedelta(days=30))
+
+    package_time, raw_time = interleaved(
+        lambda _: package.statistics(manager),
+        raw_call,
+        list(range(sizes.w3_calls)),
+        sizes.repeats,
+        _same_statistics,
+    )
+    return package_time, raw_time, int(raw_call(None)[0])
+
+
+def latency_figure(
+    backend: str, workload: str, name: str, package_time: float, raw_time: float, limit: float
+) -> Figure:
+    ratio = package_time / raw_time
+    return Figure(
+        backend,
+        workload,
+        name,
+        "ms",
+        package_time * 1000,
+        raw_time * 1000,
+        ratio,
+        f"<= {limit}",
+        ratio <= limit,
+    )
