@@ -9,25 +9,33 @@ and the next one works in the same process.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, func, select, text
 
 from cardlink.database import (
+    Base,
+    CardProfile,
     CommLog,
     ConnectionError,
     DatabaseConfig,
     DatabaseManager,
+    DataExporter,
     Device,
     DeviceType,
     OTASession,
     UnitOfWork,
 )
+from conftest import forget_schema
 
 COMMITTED_LOGS = 500
 BATCH_LOGS = 20_000
@@ -212,3 +220,153 @@ def test_idle_pooled_connection_killed_by_the_server_is_replaced_transparently(
         uow.commit()
     with UnitOfWork(manager) as uow:
         assert [device.id for device in uow.devices.get_all()] == ["SECOND"]
+
+
+# -- maintenance interrupted by an error: the database stays as it was -------------------
+
+OLD = datetime.now(timezone.utc) - timedelta(days=400)
+
+
+def _rows(manager: DatabaseManager) -> dict[str, list[str]]:
+    """Every row of every CardLink table, as text, for "unchanged" comparisons."""
+    state = {}
+    with manager.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            state[table.name] = sorted(
+                repr(tuple(row)) for row in connection.execute(select(table))
+            )
+    return state
+
+
+def _seed_old_data(manager: DatabaseManager) -> None:
+    """A device, a card, old sessions with logs (one "guarded"), settings."""
+    with UnitOfWork(manager) as uow:
+        uow.devices.create(Device(id="DEV-1", device_type=DeviceType.PHONE))
+        uow.cards.create_with_psk(CardProfile(iccid="8901"), b"0123456789abcdef")
+        for kind in ("plain", "guarded", "plain"):
+            session = uow.sessions.create_session(device_id="DEV-1", session_type=kind)
+            uow.sessions.start_session(session.id, at=OLD)
+            uow.logs.add_log_batch(
+                [
+                    (session.id, "command", f"00A4{n:04X}", None, None, None, 1.0, OLD)
+                    for n in range(20)
+                ]
+            )
+        uow.settings.set_value("log_retention_days", 30)
+        uow.commit()
+
+
+def _cli(manager: DatabaseManager, *arguments: str) -> Result:
+    from cardlink.database.cli import cli
+
+    url = manager.config.url.render_as_string(hide_password=False)
+    return CliRunner().invoke(cli, ["--database-url", url, *arguments])
+
+
+_REFUSE_DELETE = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_purge BEFORE DELETE ON sessions WHEN old.session_type = 'guarded' "
+        "BEGIN SELECT RAISE(ABORT, 'purge refused by trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_purge() RETURNS trigger AS $$ BEGIN "
+        "IF OLD.session_type = 'guarded' THEN RAISE EXCEPTION 'purge refused by trigger'; END IF; "
+        "RETURN OLD; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_purge BEFORE DELETE ON sessions FOR EACH ROW "
+        "EXECUTE FUNCTION refuse_purge()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER refuse_purge BEFORE DELETE ON sessions FOR EACH ROW BEGIN "
+        "IF OLD.session_type = 'guarded' THEN "
+        "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'purge refused by trigger'; END IF; END"
+    ],
+}
+_DROP_REFUSAL = {
+    "sqlite": ["DROP TRIGGER IF EXISTS refuse_purge"],
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS refuse_purge ON sessions",
+        "DROP FUNCTION IF EXISTS refuse_purge()",
+    ],
+    "mysql": ["DROP TRIGGER IF EXISTS refuse_purge"],
+}
+
+
+def test_a_purge_that_fails_half_way_deletes_nothing(manager: DatabaseManager) -> None:
+    _seed_old_data(manager)
+    backend = manager.config.backend
+    with manager.engine.begin() as connection:
+        for statement in _REFUSE_DELETE[backend]:
+            connection.exec_driver_sql(statement)
+    try:
+        before = _rows(manager)
+        # Logs go first, then the sessions: the second session's DELETE is refused.
+        result = _cli(manager, "purge", "--older-than", "30", "--tables", "sessions,logs", "--yes")
+        after = _rows(manager)
+    finally:
+        with manager.engine.begin() as connection:
+            for statement in _DROP_REFUSAL[backend]:
+                connection.exec_driver_sql(statement)
+    assert result.exit_code == 1
+    assert "purge refused by trigger" in result.output
+    assert after == before
+
+
+def test_an_import_that_fails_on_its_last_row_leaves_the_database_as_it_was(
+    manager: DatabaseManager, tmp_path: Path
+) -> None:
+    _seed_old_data(manager)
+    with UnitOfWork(manager) as uow:
+        document = json.loads(DataExporter(uow).export_all("json"))
+    for number in range(300):  # many good rows first, all in other tables
+        document["tables"]["devices"].append(
+            {"id": f"NEW-{number}", "device_type": "modem", "name": f"bulk {number}"}
+        )
+    document["tables"]["settings"].append(
+        {"key": "broken", "value": 1, "created_at": "not a time"}  # refused at the very end
+    )
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps(document))
+    before = _rows(manager)
+    result = _cli(manager, "import", "--conflict", "overwrite", str(path))
+    assert result.exit_code == 1
+    assert "created_at" in result.output
+    assert _rows(manager) == before
+
+
+def test_an_import_refused_by_the_database_itself_leaves_it_as_it_was(
+    manager: DatabaseManager, tmp_path: Path
+) -> None:
+    _seed_old_data(manager)
+    with UnitOfWork(manager) as uow:
+        document = json.loads(DataExporter(uow).export_all("json"))
+    document["tables"]["devices"].append({"id": "NEW-1", "device_type": "modem"})
+    document["tables"]["logs"].append(  # a log of a session that exists nowhere: foreign key
+        {"session_id": str(uuid.uuid4()), "direction": "command", "timestamp": OLD.isoformat()}
+    )
+    path = tmp_path / "orphan.json"
+    path.write_text(json.dumps(document))
+    before = _rows(manager)
+    result = _cli(manager, "import", "--conflict", "merge", str(path))
+    assert result.exit_code == 1
+    assert _rows(manager) == before
+
+
+def test_init_force_blocked_by_a_foreign_table_drops_nothing(manager: DatabaseManager) -> None:
+    _seed_old_data(manager)
+    with manager.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE external_audit (id INTEGER PRIMARY KEY, device_id VARCHAR(64), "
+            "FOREIGN KEY (device_id) REFERENCES devices (id))"
+        )
+        connection.exec_driver_sql("INSERT INTO external_audit VALUES (1, 'DEV-1')")
+    try:
+        before = _rows(manager)
+        result = _cli(manager, "init", "--force", "--yes")
+        after = _rows(manager)
+    finally:
+        with manager.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE external_audit")
+        forget_schema(manager.config.url.render_as_string(hide_password=False))
+    assert result.exit_code == 1, result.output
+    assert "external_audit" in result.output
+    assert after == before

@@ -7,14 +7,14 @@ import os
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from .config import DatabaseConfig
 from .crypto import PSKCipher
-from .exceptions import ConnectionError, DatabaseError, translated_errors
+from .exceptions import ConnectionError, DatabaseError, IntegrityError, translated_errors
 from .models import Base
 
 logger = logging.getLogger(__name__)
@@ -102,11 +102,16 @@ class DatabaseManager:
         stamp_head_if_unversioned(self)
 
     def drop_tables(self) -> None:
-        """Drop every CardLink table (and the migration version table)."""
-        with translated_errors():
-            Base.metadata.drop_all(self.engine)
-            with self.engine.begin() as connection:
-                connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        """Drop every CardLink table (and the migration version table), in one transaction.
+
+        A table outside CardLink whose foreign key points at one of ours would make a
+        DROP fail half-way - and MariaDB commits each DROP - so it is looked for first:
+        ``IntegrityError`` naming it, and nothing is dropped.
+        """
+        with translated_errors(), self.engine.begin() as connection:
+            _refuse_foreign_references(connection)
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     # -- secrets -----------------------------------------------------------------
 
@@ -148,6 +153,22 @@ class DatabaseManager:
     def __repr__(self) -> str:
         state = "initialized" if self.is_initialized else "not initialized"
         return f"DatabaseManager({self.config.database_url!r}, {state})"
+
+
+def _refuse_foreign_references(connection: Connection) -> None:
+    """``IntegrityError`` if a table that is not CardLink's has a foreign key to one of ours."""
+    ours = set(Base.metadata.tables)
+    inspector = inspect(connection)
+    blockers = []
+    for name in sorted(set(inspector.get_table_names()) - ours - {"alembic_version"}):
+        for foreign_key in inspector.get_foreign_keys(name):
+            if foreign_key.get("referred_table") in ours:
+                blockers.append(f"{name} -> {foreign_key['referred_table']}")
+    if blockers:
+        raise IntegrityError(
+            f"cannot drop the CardLink tables: other tables point at them ({', '.join(blockers)}); "
+            "nothing was dropped (drop those tables or their foreign keys first)"
+        )
 
 
 def _prepare_sqlite_file(path: os.PathLike[str] | str) -> None:
