@@ -15,6 +15,8 @@ from cardlink.database import (
     DatabaseEvent,
     DataExporter,
     DataImporter,
+    Device,
+    DeviceType,
     EventType,
     ExportFormat,
     ImportResult,
@@ -334,3 +336,15 @@ def test_import_result_counts_per_table(manager):
 
 def _document(**tables: list) -> str:
     return json.dumps({"format_version": FORMAT_VERSION, "tables": tables})
+
+
+def test_an_export_includes_writes_of_its_own_unit_of_work_not_yet_committed(manager):
+    populate(manager)
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch([(SESSION_ID, "command", "80CA9F7F00")] * 3)
+        uow.devices.create(Device(id="pending", device_type=DeviceType.MODEM))
+        document = json.loads(DataExporter(uow).export_selective(["devices", "logs"]))
+    assert len(document["tables"]["logs"]) == 9
+    assert "pending" in [row["id"] for row in document["tables"]["devices"]]
+    with UnitOfWork(manager) as uow:
+        assert uow.logs.count() == 6 and not uow.devices.exists("pending")
