@@ -322,3 +322,21 @@ def test_a_database_without_tables_is_a_database_error_with_the_fix(
                 call()
             assert not isinstance(caught.value, ConnectionError)
             uow.rollback()
+
+
+def test_the_exception_tree_is_importable_from_cardlink_database() -> None:
+    import cardlink.database as api
+
+    for name in (
+        "NotFoundError",
+        "IntegrityError",
+        "ConnectionError",
+        "EncryptionError",
+        "MigrationError",
+        "ValidationError",
+        "ConfigurationError",
+    ):
+        assert issubclass(getattr(api, name), api.DatabaseError), name
+    assert issubclass(api.ValidationError, ValueError)
+    assert issubclass(api.ConfigurationError, ValueError)
+    assert issubclass(api.NotFoundError, LookupError)
