@@ -151,3 +151,9 @@ def test_rows_without_generated_keys_get_new_ones_and_new_logs_still_get_fresh_i
         uow.commit()
         ids = sorted(log.id for log in uow.logs.find_by_session(SESSION_ID))
     assert 500 in ids and added.id > 500 and len(set(ids)) == 3
+    low = document(logs=[{"id": 7, "session_id": str(SESSION_ID), "direction": "command"}])
+    assert run_import(manager, low, ConflictMode.SKIP).created == 1
+    with UnitOfWork(manager) as uow:
+        later = uow.logs.add_log(session_id=SESSION_ID, direction=CommDirection.RESPONSE)
+        uow.commit()
+    assert later.id > added.id  # importing a low id never winds the id sequence back

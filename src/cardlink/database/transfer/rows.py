@@ -154,11 +154,13 @@ class TableWriter:
             and not dry_run
             and self.session.get_bind().dialect.name == "postgresql"
         ):
+            # Never lower it: a concurrent writer may already hold higher ids.
             name, key = self.table.name, self.key.name
             self._run(
                 text(
-                    f"SELECT setval(pg_get_serial_sequence('{name}', '{key}'), "
-                    f"(SELECT MAX({key}) FROM {name}))"
+                    f"SELECT setval(seq, GREATEST((SELECT MAX({key}) FROM {name}), "
+                    "pg_sequence_last_value(seq::regclass))) "
+                    f"FROM (SELECT pg_get_serial_sequence('{name}', '{key}') AS seq) AS found"
                 ),
                 None,
                 "the id sequence",
