@@ -370,3 +370,31 @@ def test_init_force_blocked_by_a_foreign_table_drops_nothing(manager: DatabaseMa
     assert result.exit_code == 1, result.output
     assert "external_audit" in result.output
     assert after == before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_init_force_failing_while_creating_keeps_the_old_tables_and_rows(
+    manager: DatabaseManager,
+) -> None:
+    """Drop and create share one transaction (SQLite too; MariaDB commits each DDL)."""
+    _seed_old_data(manager)
+    with manager.engine.begin() as connection:  # every CREATE TABLE fails, DROPs succeed
+        connection.exec_driver_sql(
+            "CREATE FUNCTION refuse_create() RETURNS event_trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'create refused by event trigger'; END $$ LANGUAGE plpgsql"
+        )
+        connection.exec_driver_sql(
+            "CREATE EVENT TRIGGER refuse_create ON ddl_command_start "
+            "WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION refuse_create()"
+        )
+    try:
+        before = _rows(manager)
+        result = _cli(manager, "init", "--force", "--yes")
+        after = _rows(manager)
+    finally:
+        with manager.engine.begin() as connection:
+            connection.exec_driver_sql("DROP EVENT TRIGGER refuse_create")
+            connection.exec_driver_sql("DROP FUNCTION refuse_create()")
+    assert result.exit_code == 1, result.output
+    assert "create refused by event trigger" in result.output
+    assert after == before

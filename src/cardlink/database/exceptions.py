@@ -114,6 +114,11 @@ def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | 
             f"{url} has no CardLink tables yet ({_first_line(error)}): "
             "run manager.create_tables() or `cardlink-db init`"
         )
+    if isinstance(error, sa_exc.OperationalError) and "database is locked" in str(error):
+        return ConnectionError(
+            f"{url} stayed locked by another writer past the busy timeout "
+            "(DatabaseConfig.sqlite_busy_timeout_ms); retry, or raise the timeout"
+        )
     if isinstance(error, sa_exc.OperationalError):
         return ConnectionError(f"database operation failed on {url}: {_first_line(error)}")
     if isinstance(error, sa_exc.DataError):

@@ -101,6 +101,22 @@ class DatabaseManager:
             Base.metadata.create_all(self.engine)
         stamp_head_if_unversioned(self)
 
+    def recreate_tables(self) -> None:
+        """Drop and create every CardLink table (all rows are lost), then record the revision.
+
+        Drop and create share one transaction, so on SQLite and PostgreSQL an error
+        leaves the old tables and rows in place; MariaDB commits each DDL statement,
+        which is why foreign tables that would block a DROP are looked for first.
+        """
+        from .migrate import stamp_head_if_unversioned  # migrate imports this module
+
+        with translated_errors(), self.engine.begin() as connection:
+            _refuse_foreign_references(connection)
+            Base.metadata.drop_all(connection)
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            Base.metadata.create_all(connection)
+        stamp_head_if_unversioned(self)
+
     def drop_tables(self) -> None:
         """Drop every CardLink table (and the migration version table), in one transaction.
 

@@ -45,8 +45,9 @@ def init(state: CliState, force: bool, yes: bool) -> None:
             confirm_destructive(
                 f"Drop every CardLink table in {config.database_url} and all its rows?", yes=yes
             )
-            manager.drop_tables()
-        manager.create_tables()
+            manager.recreate_tables()  # one transaction where the backend allows
+        else:
+            manager.create_tables()
         revision = get_current_revision(manager=manager)
         pending = get_pending_revisions(manager=manager)
     finally:
