@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -289,7 +290,12 @@ def test_yaml_that_builds_python_objects_is_rejected(
     with UnitOfWork(manager) as uow:
         with pytest.raises(ValidationError, match="YAML"):
             uow.settings.import_yaml(document)
+        with pytest.raises(ValidationError):
+            DataImporter(uow).import_data(document, format="yaml")
+        with pytest.raises(ValidationError):
+            DataImporter(uow).import_data(f"format: cardlink-database-export\n{document}", "yaml")
         assert uow.settings.count() == 0
+    assert not Path("/tmp/cardlink-pwned").exists()
 
 
 # -- values that do not fit their column ---------------------------------------------------
