@@ -227,6 +227,49 @@ def test_the_guide_enums_have_exactly_the_guide_members() -> None:
     assert [m.name for m in TestStatus] == ["PASSED", "FAILED", "SKIPPED", "ERROR"]
 
 
+# -- text keys --------------------------------------------------------------------------
+
+
+def test_text_keys_are_case_sensitive_on_every_backend(manager: DatabaseManager) -> None:
+    add(
+        manager,
+        Device(id="RF8M33XXXXX", device_type=DeviceType.PHONE, name="upper"),
+        Device(id="rf8m33xxxxx", device_type=DeviceType.PHONE, name="lower"),
+    )
+    with UnitOfWork(manager) as uow:
+        assert uow.devices.get_by_id("rf8m33xxxxx").name == "lower"
+        assert uow.devices.find_one_by(name="UPPER") is None
+        assert not uow.devices.exists("Rf8m33xxxxx")
+        assert len(uow.devices.search("RF8M")) == 2  # search stays case-insensitive
+
+
+@pytest.mark.parametrize("how", ["create_tables", "run_migrations"])
+def test_mysql_tables_use_a_binary_collation_however_created(
+    empty_database_url: str, backend: str, how: str
+) -> None:
+    if backend != "mysql":
+        pytest.skip("collations are a MySQL/MariaDB matter")
+    from cardlink.database import DatabaseConfig, run_migrations
+
+    with DatabaseManager(DatabaseConfig(database_url=empty_database_url)) as manager:
+        if how == "create_tables":
+            manager.create_tables()
+        else:
+            run_migrations(manager=manager)
+        with manager.engine.connect() as connection:
+            collations = dict(
+                connection.execute(
+                    text(
+                        "SELECT TABLE_NAME, TABLE_COLLATION FROM information_schema.TABLES "
+                        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'alembic_version'"
+                    )
+                ).all()
+            )
+    assert collations == dict.fromkeys(
+        ("cards", "devices", "logs", "sessions", "settings", "tests"), "utf8mb4_bin"
+    )
+
+
 # -- TestResult(metadata=...) --------------------------------------------------------------
 
 

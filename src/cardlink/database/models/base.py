@@ -1,4 +1,4 @@
-"""Declarative base: naming convention, timestamps and the checks every entity gets before a flush."""
+"""Declarative base: naming convention, timestamps, and the checks run before every flush."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: MySQL/MariaDB tables compare text byte for byte, as SQLite and PostgreSQL do: with the
+#: server's usual case-insensitive collation, "rf8m..." would find (and collide with) "RF8M...".
+MYSQL_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 class Base(DeclarativeBase):
@@ -132,7 +137,11 @@ def validate_entity(entity: Base) -> None:
         if attr.key not in state.dict and state.key is not None:
             continue  # not loaded and not changed
         value = state.dict.get(attr.key)
-        if value is None and state.key is None and (column.default is not None or column.primary_key):
+        if (
+            value is None
+            and state.key is None
+            and (column.default is not None or column.primary_key)
+        ):
             continue  # filled in by a default at INSERT
         check_value(name, column, value)
 
@@ -179,7 +188,9 @@ def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
                 try:
                     return None if value is None else to_uuid(value)
                 except ValidationError:
-                    raise ValidationError(f"{field} is not a valid UUID: {str(value)[:64]!r}") from None
+                    raise ValidationError(
+                        f"{field} is not a valid UUID: {str(value)[:64]!r}"
+                    ) from None
 
         else:
             continue

@@ -8,7 +8,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..types import JSONDict, enum_column
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import CardType
 
 
@@ -19,6 +19,7 @@ class CardProfile(TimestampMixin, Base):
     __table_args__ = (
         Index(None, "card_type"),
         Index(None, "psk_identity"),
+        MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("iccid", "card_type", "psk_identity")
 

@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..types import JSONDict, UTCDateTime, enum_column
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import DeviceType
 
 
@@ -21,6 +21,7 @@ class Device(TimestampMixin, Base):
         Index(None, "device_type"),
         Index(None, "iccid"),
         Index(None, "last_seen"),
+        MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "device_type", "name")
 

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, T
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..types import GUID, UTCDateTime, enum_column, utcnow
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import CommDirection
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class CommLog(TimestampMixin, Base):
         Index(None, "session_id", "timestamp"),
         Index(None, "session_id", "direction"),
         Index(None, "timestamp"),
+        MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "session_id", "direction", "raw_data", "status_word")
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..exceptions import ValidationError
 from ..types import GUID, UTCDateTime, enum_column, to_utc
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import SessionStatus
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class OTASession(TimestampMixin, Base):
         Index(None, "status"),
         Index(None, "created_at"),
         Index(None, "started_at", "status", "duration_ms"),
+        MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "status", "session_type")
 
@@ -75,7 +76,7 @@ class OTASession(TimestampMixin, Base):
         error_code: str | None = None,
         message: str | None = None,
     ) -> None:
-        """End the session as FAILED or TIMEOUT; an ended session is re-marked, keeping its timing."""
+        """End the session as FAILED or TIMEOUT; an ended one is re-marked, keeping its timing."""
         if self.status.is_final:
             self.status = status
         else:

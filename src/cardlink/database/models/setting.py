@@ -9,14 +9,14 @@ from sqlalchemy import Index, String, Text, event
 from sqlalchemy.orm import InstanceState, Mapped, attributes, mapped_column
 
 from ..types import JSONType, _track
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 
 
 class Setting(TimestampMixin, Base):
     """A key-value setting; ``value`` is any JSON value (number, text, list, object)."""
 
     __tablename__ = "settings"
-    __table_args__ = (Index(None, "category"),)
+    __table_args__ = (Index(None, "category"), MYSQL_TABLE_OPTIONS)
     _repr_fields = ("key", "value", "category")
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..types import GUID, JSONDict, UTCDateTime, enum_column
-from .base import Base, TimestampMixin
+from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import TestStatus
 
 
@@ -26,6 +26,7 @@ class TestResult(TimestampMixin, Base):
         Index(None, "device_id"),
         Index(None, "card_iccid"),
         Index(None, "created_at"),
+        MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "run_id", "suite_name", "test_name", "status")
 

@@ -80,6 +80,8 @@ def upgrade() -> None:
         sa.Column("notes", sa.Text(), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     op.create_table(
         "cards",
@@ -95,6 +97,8 @@ def upgrade() -> None:
         sa.Column("security_domains", JSON, nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("iccid", name=op.f("pk_cards")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     op.create_table(
         "settings",
@@ -104,6 +108,8 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=64), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_settings")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     op.create_table(
         "sessions",
@@ -127,6 +133,8 @@ def upgrade() -> None:
             ["card_iccid"], ["cards.iccid"], name=op.f("fk_sessions_card_iccid_cards")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sessions")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     op.create_table(
         "tests",
@@ -157,6 +165,8 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tests")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     op.create_table(
         "logs",
@@ -177,6 +187,8 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_logs")),
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
     for table, indexes in INDEXES.items():
         for columns in indexes:
