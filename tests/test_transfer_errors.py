@@ -200,3 +200,14 @@ def test_error_messages_never_echo_a_psk_key(manager, exported):
         DataImporter(uow).import_data(json.dumps(exported))
     assert token[:20] not in str(error.value)
     assert f"import: cards[{index}].psk_key_encrypted: " in str(error.value)
+
+
+def test_a_row_the_database_itself_refuses_rolls_back_the_whole_import(
+    manager, exported, monkeypatch
+):
+    from cardlink.database.transfer.rows import TableWriter
+
+    # Hide the existing keys from the importer so that the INSERT (a COPY on PostgreSQL)
+    # hits the primary key: the database's refusal must be handled like a bad row.
+    monkeypatch.setattr(TableWriter, "_existing", lambda self, keys: set())
+    assert_refused(manager, json.dumps(exported), "import: devices rows 0..1: duplicate key")
