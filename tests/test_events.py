@@ -318,3 +318,29 @@ def test_every_repository_write_emits_its_event_with_json_safe_data_and_no_psk_k
     assert received[8].data["status"] == "failed" and received[8].data["error_code"] == "E1"
     assert received[17].data["count"] == 1
     assert received[18].data["count"] == 2
+
+
+def test_timeouts_bulk_creates_and_yaml_settings_emit_their_events(manager, received):
+    with UnitOfWork(manager) as uow:
+        uow.devices.create_all(
+            [Device(id=f"M{number}", device_type=DeviceType.MODEM) for number in range(3)]
+        )
+        session = uow.sessions.create_session(device_id="M0")
+        uow.sessions.start_session(session.id)
+        uow.sessions.timeout_session(session.id, message="no answer")
+        uow.settings.import_yaml("log_retention_days: 7\nlog_batch_size: 50\n")
+        uow.commit()
+    assert types(received) == [
+        EventType.DEVICE_CREATED,
+        EventType.DEVICE_CREATED,
+        EventType.DEVICE_CREATED,
+        EventType.SESSION_CREATED,
+        EventType.SESSION_UPDATED,
+        EventType.SESSION_FAILED,
+        EventType.SETTING_UPDATED,
+        EventType.SETTING_UPDATED,
+    ]
+    assert received[5].data["status"] == "timeout"
+    assert received[5].data["error_code"] == "TIMEOUT"
+    assert "status" in received[5].data["changed_fields"]
+    assert [event.entity_id for event in received[6:]] == ["log_retention_days", "log_batch_size"]
