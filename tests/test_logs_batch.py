@@ -251,3 +251,46 @@ def test_a_large_batch_is_one_transaction_with_one_event(manager: DatabaseManage
     assert [log.timestamp for log in logs[:3]] == [row[-1] for row in rows[:3]]
     assert len(seen) == 1 and seen[0].data["count"] == 5_000
     assert seen[0].data["session_ids"] == [str(session_id)]
+
+
+# -- find_by_session builds entities straight from rows (repositories/fast_load.py) ------------
+
+
+def test_found_logs_are_persistent_entities_of_the_unit_of_work(manager: DatabaseManager) -> None:
+    from sqlalchemy import inspect
+
+    session_id = _new_session(manager)
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch(_rows_for(session_id))
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        logs = uow.logs.find_by_session(session_id)
+        first = logs[0]
+        state = inspect(first)
+        assert state.persistent and state.session is uow.session
+        assert uow.session.get(type(first), first.id) is first  # one object per identity
+        assert first.session.id == session_id  # lazy relationship loads on access
+        assert uow.logs.find_by_session(session_id)[0] is first
+        first.decoded_data = "edited"
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert uow.logs.find_by_session(session_id)[0].decoded_data == "edited"
+    # Still readable after the unit of work closed (detached, not expired).
+    assert logs[0].raw_data == "6A82" and all(log.direction for log in logs)
+
+
+def test_find_by_session_sees_unflushed_work_and_keeps_held_objects(
+    manager: DatabaseManager,
+) -> None:
+    session_id = _new_session(manager)
+    with UnitOfWork(manager) as uow:
+        single = uow.logs.add_log(session_id, CommDirection.COMMAND, "00A4")
+        single.decoded_data = "changed, not flushed"
+        uow.logs.add_log_batch([(session_id, CommDirection.RESPONSE, "9000")])
+        found = uow.logs.find_by_session(session_id)
+        assert found[0] is single and found[0].decoded_data == "changed, not flushed"
+        assert [log.status_word for log in found] == [None, "9000"]
+        assert [log.direction for log in uow.logs.find_responses(session_id)] == [
+            CommDirection.RESPONSE
+        ]
+        assert len(uow.logs.find_by_session(session_id, limit=1, offset=1)) == 1

@@ -18,6 +18,7 @@ from ..models.base import check_value, coerce_enum
 from ..status_words import error_condition
 from ..types import json_safe, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
+from .fast_load import EntityLoader
 from .log_batch import from_prepared_dict, naive_utc, prepare_row, write_rows
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
@@ -35,11 +36,13 @@ BATCH_FIELDS = (
 )
 EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
 
+_LOADER = EntityLoader(CommLog)
+_LOGS = CommLog.__table__.c
 #: ``find_by_session`` without extras, built once so its cache key is computed once.
 _BY_SESSION = (
-    select(CommLog)
-    .where(CommLog.session_id == bindparam("session_id"))
-    .order_by(CommLog.timestamp, CommLog.id)
+    _LOADER.select()
+    .where(_LOGS.session_id == bindparam("session_id"))
+    .order_by(_LOGS.timestamp, _LOGS.id)
 )
 
 
@@ -316,11 +319,20 @@ class LogRepository(BaseRepository[CommLog]):
         self, session_id: Any, condition: Any, limit: int | None, offset: int
     ) -> list[CommLog]:
         self.flush_batch()
+        key = to_uuid(session_id)
+        if not _LOADER.supported:
+            statement = select(CommLog).where(CommLog.session_id == key)
+            if condition is not None:
+                statement = statement.where(condition)
+            statement = statement.order_by(CommLog.timestamp, CommLog.id)
+            return self._scalars(_slice(statement, limit, offset))
         if condition is None and limit is None and not offset:
-            with translated_errors():
-                return self.session.scalars(_BY_SESSION, {"session_id": to_uuid(session_id)}).all()
-        statement = select(CommLog).where(CommLog.session_id == to_uuid(session_id))
-        if condition is not None:
-            statement = statement.where(condition)
-        statement = statement.order_by(CommLog.timestamp, CommLog.id)
-        return self._scalars(_slice(statement, limit, offset))
+            statement, params = _BY_SESSION, {"session_id": key}
+        else:
+            statement = _LOADER.select().where(_LOGS.session_id == key)
+            if condition is not None:
+                statement = statement.where(condition)
+            statement = _slice(statement.order_by(_LOGS.timestamp, _LOGS.id), limit, offset)
+            params = None
+        with translated_errors():
+            return _LOADER.load(self.session, statement, params)
