@@ -354,9 +354,18 @@ def test_an_import_refused_by_the_database_itself_leaves_it_as_it_was(
 def test_init_force_blocked_by_a_foreign_table_drops_nothing(manager: DatabaseManager) -> None:
     _seed_old_data(manager)
     with manager.engine.begin() as connection:
+        collation = ""
+        if manager.config.is_mysql:  # a foreign key needs the referenced column's collation
+            collation = (
+                " COLLATE "
+                + connection.exec_driver_sql(
+                    "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+                    "DATABASE() AND table_name = 'devices' AND column_name = 'id'"
+                ).scalar_one()
+            )
         connection.exec_driver_sql(
-            "CREATE TABLE external_audit (id INTEGER PRIMARY KEY, device_id VARCHAR(64), "
-            "FOREIGN KEY (device_id) REFERENCES devices (id))"
+            "CREATE TABLE external_audit (id INTEGER PRIMARY KEY, "
+            f"device_id VARCHAR(64){collation}, FOREIGN KEY (device_id) REFERENCES devices (id))"
         )
         connection.exec_driver_sql("INSERT INTO external_audit VALUES (1, 'DEV-1')")
     try:
