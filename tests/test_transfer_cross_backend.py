@@ -52,7 +52,7 @@ def test_an_export_travels_sqlite_postgresql_mariadb_sqlite_and_comes_back_ident
         with UnitOfWork(first) as uow:
             # Keys whose order differs between binary and case-insensitive collations,
             # and more rows than one export page.
-            for name in ("b", "B-2", "a", "A-1", "_x", "~y", "é", "0"):
+            for name in ("b", "B", "a", "A-1", "_x", "~y", "é", "e", "E", "0"):
                 uow.devices.create(Device(id=f"dev-{name}", device_type=DeviceType.MODEM))
             uow.commit()
         documents = []
@@ -61,7 +61,7 @@ def test_an_export_travels_sqlite_postgresql_mariadb_sqlite_and_comes_back_ident
                 with UnitOfWork(manager) as uow:
                     result = DataImporter(uow).import_data(documents[-1], format=export_format)
                     uow.commit()
-                assert result.created == 30 and result.skipped == 0
+                assert result.created == 32 and result.skipped == 0
             with UnitOfWork(manager) as uow:
                 documents.append(DataExporter(uow, page_size=4).export_all(export_format))
         stripped = [without_export_time(document) for document in documents]
