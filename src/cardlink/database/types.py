@@ -13,11 +13,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import yaml
 from sqlalchemy import JSON, DateTime, Dialect, String, TypeDecorator, Uuid
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.mutable import Mutable
 
 from .exceptions import ValidationError
+
+#: YAML's safe loader (never builds Python objects), in its C version when libyaml is there.
+SAFE_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def to_utc(value: datetime) -> datetime:
@@ -343,6 +347,7 @@ def enum_column(enum_class: type[enum.Enum]) -> Any:
 
 __all__ = [
     "GUID",
+    "SAFE_YAML_LOADER",
     "JSONDict",
     "JSONType",
     "LabelledEnum",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
-from ..types import to_plain
+from ..types import SAFE_YAML_LOADER, to_plain
 from .base import BaseRepository
 
 
@@ -29,11 +29,23 @@ DEFAULT_SETTINGS: dict[str, DefaultSetting] = {
     "max_sessions_per_device": DefaultSetting(
         10, "Maximum concurrent sessions per device", "limits"
     ),
-    "session_timeout_seconds": DefaultSetting(300, "Seconds before an OTA session times out", "limits"),
-    "log_batch_size": DefaultSetting(1000, "APDU logs buffered before a batch is written", "performance"),
+    "session_timeout_seconds": DefaultSetting(
+        300, "Seconds before an OTA session times out", "limits"
+    ),
+    "log_batch_size": DefaultSetting(
+        1000, "APDU logs buffered before a batch is written", "performance"
+    ),
 }
 
 _MISSING: Any = object()
+
+
+def _check_json_value(key: str, value: Any) -> None:
+    """Refuse a setting value that JSON cannot hold (sets, objects, NaN)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ValidationError(f"setting {key!r}: value is not JSON-serialisable") from None
 
 
 class SettingRepository(BaseRepository[Setting]):
@@ -65,10 +77,7 @@ class SettingRepository(BaseRepository[Setting]):
         """Store ``value`` (any JSON value) under ``key``, creating or replacing it."""
         if not isinstance(key, str) or not key.strip():
             raise ValidationError("setting key must be a non-empty string")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
-            raise ValidationError(f"setting {key!r}: value is not JSON-serialisable") from None
+        _check_json_value(key, value)
         builtin = DEFAULT_SETTINGS.get(key)
         setting = self.find_by_id(key)
         if setting is None:
@@ -89,7 +98,9 @@ class SettingRepository(BaseRepository[Setting]):
     def get_by_category(self, category: str) -> dict[str, Any]:
         """Values of the category's settings, stored ones over built-in defaults."""
         merged = {
-            key: builtin.value for key, builtin in DEFAULT_SETTINGS.items() if builtin.category == category
+            key: builtin.value
+            for key, builtin in DEFAULT_SETTINGS.items()
+            if builtin.category == category
         }
         statement = select(Setting.key, Setting.value).where(Setting.category == category)
         merged.update({key: to_plain(value) for key, value in self.session.execute(statement)})
@@ -105,7 +116,11 @@ class SettingRepository(BaseRepository[Setting]):
     def export_yaml(self) -> str:
         """Every effective setting with its description and category, as YAML."""
         document: dict[str, dict[str, Any]] = {
-            key: {"value": builtin.value, "description": builtin.description, "category": builtin.category}
+            key: {
+                "value": builtin.value,
+                "description": builtin.description,
+                "category": builtin.category,
+            }
             for key, builtin in DEFAULT_SETTINGS.items()
         }
         for setting in self._scalars(select(Setting).order_by(Setting.key)):
@@ -120,7 +135,7 @@ class SettingRepository(BaseRepository[Setting]):
     def import_yaml(self, text: str) -> int:
         """Merge settings from YAML (``export_yaml``'s shape, or plain ``key: value``); returns the count."""
         try:
-            document = yaml.safe_load(text)
+            document = yaml.load(text, Loader=SAFE_YAML_LOADER)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -139,10 +154,13 @@ class SettingRepository(BaseRepository[Setting]):
                 unknown = set(entry) - {"value", "description", "category"}
                 if unknown:
                     raise ValidationError(f"setting {key!r}: unknown field(s) {sorted(unknown)}")
-                entries.append((key, entry["value"], entry.get("description"), entry.get("category")))
+                entries.append(
+                    (key, entry["value"], entry.get("description"), entry.get("category"))
+                )
             else:
                 entries.append((key, entry, None, None))
-        for key, value, description, category in entries:
+        for key, value, description, category in entries:  # check all before writing any
+            _check_json_value(key, value)
             for name, text_value in (("description", description), ("category", category)):
                 if text_value is not None and not isinstance(text_value, str):
                     raise ValidationError(f"setting {key!r}: {name} must be text")

@@ -16,6 +16,7 @@ import yaml
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
+from ..types import SAFE_YAML_LOADER
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -84,7 +85,7 @@ class _TextReader:
 def read_yaml_document(stream: Any) -> Iterator[DocumentEvent]:
     """The events of a YAML document (loaded whole: YAML is for small databases), parents first."""
     try:
-        document = yaml.safe_load(stream)
+        document = yaml.load(stream, Loader=SAFE_YAML_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
