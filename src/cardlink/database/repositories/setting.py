@@ -133,7 +133,7 @@ class SettingRepository(BaseRepository[Setting]):
         return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
 
     def import_yaml(self, text: str) -> int:
-        """Merge settings from YAML (``export_yaml``'s shape, or plain ``key: value``); returns the count."""
+        """Merge settings from YAML (export_yaml's shape, or plain key: value); returns a count."""
         try:
             document = yaml.load(text, Loader=SAFE_YAML_LOADER)
         except yaml.YAMLError as error:
