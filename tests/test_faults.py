@@ -209,6 +209,20 @@ def test_connection_killed_by_the_server_raises_connection_error_and_the_next_un
 
 
 @servers_only
+def test_rollback_after_the_server_killed_the_connection_succeeds_and_the_unit_goes_on(
+    manager: DatabaseManager,
+) -> None:
+    with UnitOfWork(manager) as uow:
+        uow.devices.create(Device(id="LOST", device_type=DeviceType.PHONE))
+        _kill_from_server(manager, uow)
+        uow.rollback()  # the server already discarded the transaction: nothing to report
+        uow.devices.create(Device(id="KEPT", device_type=DeviceType.PHONE))
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert [device.id for device in uow.devices.get_all()] == ["KEPT"]
+
+
+@servers_only
 def test_idle_pooled_connection_killed_by_the_server_is_replaced_transparently(
     manager: DatabaseManager,
 ) -> None:

@@ -135,8 +135,13 @@ class UnitOfWork:
         if "logs" in self.__dict__:
             self.logs.discard_batch()
         self._events.clear()
-        with translated_errors():
-            self.session.rollback()
+        try:
+            with translated_errors():
+                self.session.rollback()
+        except ConnectionError as error:
+            # A dead connection's transaction is already gone on the server: the rollback
+            # is done, and the next statement of this unit of work gets a fresh connection.
+            logger.warning("rolled back on a lost connection: %s", error)
 
     def close(self) -> None:
         """Roll back anything uncommitted and release the connection.
