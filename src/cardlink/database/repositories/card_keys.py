@@ -13,9 +13,9 @@ under the newest key. A token no key opens stops it before anything is written.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..crypto import PSKCipher
@@ -26,7 +26,7 @@ from ..models import CardProfile
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
 
-_CARDS = CardProfile.__table__
+_CARDS = cast(Table, CardProfile.__table__)
 _REWRITE = (
     update(_CARDS)
     .where(_CARDS.c.iccid == bindparam("card_iccid"))
