@@ -186,21 +186,26 @@ def _kill_from_server(manager: DatabaseManager, uow: UnitOfWork) -> None:
 
 
 @servers_only
-@pytest.mark.parametrize("next_step", ["commit", "query"])
+@pytest.mark.parametrize("next_step", ["commit", "query", "log batch"])
 def test_connection_killed_by_the_server_raises_connection_error_and_the_next_unit_works(
     manager: DatabaseManager, next_step: str
 ) -> None:
     with UnitOfWork(manager) as uow:
         uow.devices.create(Device(id="LOST-1", device_type=DeviceType.PHONE))
+        session = uow.sessions.create_session(device_id="LOST-1")
         _kill_from_server(manager, uow)
         with pytest.raises(ConnectionError, match="lost the connection"):
             if next_step == "commit":
                 uow.commit()
-            else:
+            elif next_step == "query":
                 uow.devices.create(Device(id="LOST-2", device_type=DeviceType.MODEM))
+            else:  # the bulk path (COPY on PostgreSQL) meets the dead connection
+                uow.logs.add_log_batch([(session.id, "command", "00A4")] * 100)
+                uow.commit()
     # Same process, same manager: the pool hands out a live connection again.
     with UnitOfWork(manager) as uow:
         assert uow.devices.count() == 0  # the killed unit of work was rolled back
+        assert uow.logs.count() == 0
         uow.devices.create(Device(id="AFTER", device_type=DeviceType.PHONE))
         uow.commit()
     with UnitOfWork(manager) as uow:
