@@ -127,11 +127,16 @@ def check_value(entity_name: str, column: Any, value: Any) -> Any:
     return value
 
 
+def _table_name(mapper: Mapper[Any]) -> str:
+    table: Any = mapper.local_table
+    return str(table.name)
+
+
 def validate_entity(entity: Base) -> None:
     """Check every column value of ``entity`` against its column (length, type, required)."""
     mapper = inspect(type(entity))
     state = inspect(entity)
-    name = mapper.local_table.name
+    name = _table_name(mapper)
     for attr in mapper.column_attrs:
         column = attr.columns[0]
         if attr.key not in state.dict and state.key is not None:
@@ -172,19 +177,20 @@ def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
         return
     from sqlalchemy import Enum as EnumType
 
-    table = mapper.local_table.name
+    table = _table_name(mapper)
     for attr in mapper.column_attrs:
         column_type = attr.columns[0].type
         field = f"{table}.{attr.columns[0].key}"
         if isinstance(column_type, EnumType) and column_type.enum_class is not None:
             enum_class = column_type.enum_class
 
-            def coerce(value: Any, enum_class: Any = enum_class, field: str = field) -> Any:
+            def coerce_member(value: Any, enum_class: Any = enum_class, field: str = field) -> Any:
                 return coerce_enum(enum_class, value, field)
 
+            coerce: Any = coerce_member
         elif isinstance(column_type, GUID):
 
-            def coerce(value: Any, field: str = field) -> Any:
+            def coerce_uuid(value: Any, field: str = field) -> Any:
                 try:
                     return None if value is None else to_uuid(value)
                 except ValidationError:
@@ -192,6 +198,7 @@ def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
                         f"{field} is not a valid UUID: {str(value)[:64]!r}"
                     ) from None
 
+            coerce = coerce_uuid
         else:
             continue
         event.listen(getattr(cls, attr.key), "set", _coercing_listener(coerce), retval=True)

@@ -51,4 +51,3 @@ class SessionOwnerMixin:
             return False
         self.delete(entity, cascade=cascade)
         return True
-

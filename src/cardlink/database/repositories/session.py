@@ -116,7 +116,9 @@ class SessionRepository(BaseRepository[OTASession]):
         """The device's sessions, newest first."""
         return self._newest_first(OTASession.device_id == device_id, limit, offset)
 
-    def find_by_card(self, iccid: str, limit: int | None = None, offset: int = 0) -> list[OTASession]:
+    def find_by_card(
+        self, iccid: str, limit: int | None = None, offset: int = 0
+    ) -> list[OTASession]:
         """The card's sessions, newest first."""
         return self._newest_first(OTASession.card_iccid == iccid, limit, offset)
 

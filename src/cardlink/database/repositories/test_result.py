@@ -43,7 +43,7 @@ class TestRepository(BaseRepository[TestResult]):
         assertions: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> TestResult:
-        """Store one test case's result; ``duration_ms`` defaults to ended − started."""
+        """Store one test case's result; ``duration_ms`` defaults to ended - started."""
         if duration_ms is None and started_at is not None and ended_at is not None:
             elapsed = to_utc(ended_at) - to_utc(started_at)
             duration_ms = max(0, round(elapsed.total_seconds() * 1000))
@@ -72,7 +72,9 @@ class TestRepository(BaseRepository[TestResult]):
         )
         return self._scalars(statement)
 
-    def find_by_suite(self, suite_name: str, limit: int | None = None, offset: int = 0) -> list[TestResult]:
+    def find_by_suite(
+        self, suite_name: str, limit: int | None = None, offset: int = 0
+    ) -> list[TestResult]:
         """A suite's results across runs, newest first."""
         statement = (
             select(TestResult)
@@ -156,31 +158,33 @@ class TestRepository(BaseRepository[TestResult]):
         for suite_name, cases in suites.items():
             counts = {
                 "tests": len(cases),
-                "failures": sum(case.status is TestStatus.FAILED for case in cases),
-                "errors": sum(case.status is TestStatus.ERROR for case in cases),
-                "skipped": sum(case.status is TestStatus.SKIPPED for case in cases),
+                "failures": sum(result.status is TestStatus.FAILED for result in cases),
+                "errors": sum(result.status is TestStatus.ERROR for result in cases),
+                "skipped": sum(result.status is TestStatus.SKIPPED for result in cases),
             }
-            suite_time = sum((case.duration_ms or 0) for case in cases) / 1000
-            started = [case.started_at for case in cases if case.started_at is not None]
+            suite_time = sum((result.duration_ms or 0) for result in cases) / 1000
+            started = [result.started_at for result in cases if result.started_at is not None]
             suite = ET.SubElement(root, "testsuite", name=suite_name, time=f"{suite_time:.3f}")
             for key, value in counts.items():
                 suite.set(key, str(value))
             if started:
-                suite.set("timestamp", min(started).replace(tzinfo=None).isoformat(timespec="seconds"))
-            for case in cases:
+                suite.set(
+                    "timestamp", min(started).replace(tzinfo=None).isoformat(timespec="seconds")
+                )
+            for result in cases:
                 element = ET.SubElement(
                     suite,
                     "testcase",
                     classname=suite_name,
-                    name=case.test_name,
-                    time=f"{(case.duration_ms or 0) / 1000:.3f}",
+                    name=result.test_name,
+                    time=f"{(result.duration_ms or 0) / 1000:.3f}",
                 )
-                message = case.error_message or ""
-                if case.status is TestStatus.FAILED:
+                message = result.error_message or ""
+                if result.status is TestStatus.FAILED:
                     ET.SubElement(element, "failure", message=message).text = message
-                elif case.status is TestStatus.ERROR:
+                elif result.status is TestStatus.ERROR:
                     ET.SubElement(element, "error", message=message).text = message
-                elif case.status is TestStatus.SKIPPED:
+                elif result.status is TestStatus.SKIPPED:
                     ET.SubElement(element, "skipped", message=message)
             for key, value in counts.items():
                 totals[key] += value
@@ -195,7 +199,9 @@ class TestRepository(BaseRepository[TestResult]):
         statement = select(TestResult.suite_name, TestResult.test_name, TestResult.status).where(
             TestResult.run_id == run_id
         )
-        return {f"{suite}::{test}": status for suite, test, status in self.session.execute(statement)}
+        return {
+            f"{suite}::{test}": status for suite, test, status in self.session.execute(statement)
+        }
 
 
 def _aware(value: datetime | None) -> datetime | None:
