@@ -56,6 +56,11 @@ DEVICE_NAMES = {
     "D-PLN": "plain ab",
     "D-UNI": "Müller 𝄞",
 }
+ADMIN_URLS = {
+    "8901000000000000011": "https://ota.example:8443/admin%20path",
+    "8901000000000000012": "https://ota_example:8443/admin",
+    "8901000000000000013": "HTTPS://OTA.EXAMPLE:8443/Admin",
+}
 hostile_text = st.one_of(
     st.sampled_from(NASTY),
     st.text(max_size=80),
@@ -76,6 +81,8 @@ def seeded(manager: DatabaseManager) -> DatabaseManager:
         for device_id, name in DEVICE_NAMES.items():
             uow.devices.create(Device(id=device_id, device_type=DeviceType.PHONE, name=name))
         uow.cards.create(CardProfile(iccid="8901000000000000001", psk_identity="id_1%"))
+        for iccid, url in ADMIN_URLS.items():
+            uow.cards.create(CardProfile(iccid=iccid, admin_url=url))
         session = uow.sessions.create_session(device_id="D-PCT", card_iccid="8901000000000000001")
         uow.logs.add_log_batch(
             [
@@ -155,6 +162,27 @@ def test_hex_search_accepts_only_hex_and_never_matches_wildcards(
     assert sorted(log.raw_data for log in result) == sorted(
         data for data in raw if compact.upper() in data
     )
+
+
+@settings_for_db
+@given(
+    prefix=st.one_of(hostile_text, st.sampled_from(["https://ota_", "https://ota%", "HTTPS://"]))
+)
+@example(prefix="https://ota.example:8443/admin%")
+def test_admin_url_prefix_search_is_literal_and_case_insensitive(
+    seeded: DatabaseManager, prefix: str
+) -> None:
+    with UnitOfWork(seeded) as uow:
+        result = assert_documented(lambda: uow.cards.find_by_admin_url(prefix))
+    if not prefix or "\x00" in prefix or len(prefix) > 1000:
+        assert isinstance(result, ValidationError)
+        return
+    assert isinstance(result, list)
+    if prefix.isascii():
+        expected = {
+            iccid for iccid, url in ADMIN_URLS.items() if url.lower().startswith(prefix.lower())
+        }
+        assert {card.iccid for card in result} == expected
 
 
 FIELDS = ["id", "name", "device_type", "is_active", "last_seen", "imei", "notes", "created_at"]
