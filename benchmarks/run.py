@@ -178,7 +178,7 @@ def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure
                     growth <= 1.3,
                 )
             )
-            w3_big = workloads.w3_latency(manager, package_db, sizes)
+            w3_big = workloads.w3_latency(manager, package_db, sizes, calls=5)
             add(
                 workloads.latency_figure(
                     backend,
@@ -229,10 +229,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(repeats=max(3, args.repeats))
+    sizes = Sizes(repeats=max(3, args.repeats), transfer_repeats=max(3, args.repeats))
     if args.quick:
-        sizes.log_sessions, sizes.sessions, sizes.chunk = 25, 2_000, 2_500
+        sizes.log_sessions, sizes.sessions, sizes.chunk = 10, 1_000, 1_000
         sizes.w2_calls, sizes.w3_calls, sizes.growth = 25, 10, 10
+        sizes.transfer_repeats = 1
     if args.scale != 1.0:
         sizes.log_sessions = max(1, round(sizes.log_sessions * args.scale))
         sizes.sessions = max(sizes.log_sessions, round(sizes.sessions * args.scale))

@@ -93,7 +93,7 @@ def run(backend: str, url: URL, import_url: URL, sizes: Sizes) -> list[Figure]:
     }
     rows = 0
     try:
-        for repeat in range(sizes.repeats):
+        for repeat in range(sizes.transfer_repeats):
             order = ["api", "cli", "raw"]
             order = order[repeat % 3 :] + order[: repeat % 3]
             for side in order:
@@ -108,10 +108,10 @@ def run(backend: str, url: URL, import_url: URL, sizes: Sizes) -> list[Figure]:
                     wall, peak = _cli_run(url, "export", "--output", str(cli_file))
                     times["cli"].append(wall)
                 peaks[side].append(peak)
-        _, tiny_export_peak = _cli_run(
+        tiny_export_peak = _cli_run(
             url, "export", "--tables", "devices,cards", "--output", str(tiny_file)
-        )
-        for repeat in range(sizes.repeats):
+        )[1]
+        for repeat in range(sizes.transfer_repeats):
             order = ["api_in", "cli_in", "raw_in"]
             order = order[repeat % 3 :] + order[: repeat % 3]
             for side in order:

@@ -42,9 +42,11 @@ class Sizes:
     sessions: int = 100_000
     chunk: int = 10_000
     w2_calls: int = 200
-    w3_calls: int = 30
+    w3_calls: int = 15
     growth: int = 10
     repeats: int = 3
+    #: W4/W5 start a process per run; --quick does one run of each (CI only checks it works).
+    transfer_repeats: int = 3
 
     @property
     def logs(self) -> int:
@@ -155,8 +157,15 @@ def interleaved(
     arguments: list[Any],
     repeats: int,
     check: Callable[[Any, Any], None],
+    *,
+    best_of: int = 3,
 ) -> tuple[float, float]:
-    """Median latency of each side: median per round over ``arguments``, median of rounds."""
+    """Latency of each side: per argument the best of ``best_of`` tries (sides alternating),
+    the median of those over ``arguments`` per round, and the median of ``repeats`` rounds.
+
+    The best-of step keeps a shared machine's scheduling hiccups out of the figures;
+    it applies to both sides alike.
+    """
     rounds: dict[str, list[float]] = {"package": [], "raw": []}
     for argument in arguments[:3]:  # warm both sides up (pool, caches, statement plans)
         check(package_call(argument), raw_call(argument))
@@ -164,13 +173,17 @@ def interleaved(
         package_times: list[float] = []
         raw_times: list[float] = []
         for index, argument in enumerate(arguments):
-            sides = [(package_call, package_times), (raw_call, raw_times)]
-            if (index + repeat) % 2:
-                sides.reverse()
-            for call, times in sides:
-                started = time.perf_counter()
-                call(argument)
-                times.append(time.perf_counter() - started)
+            best = {"package": float("inf"), "raw": float("inf")}
+            for attempt in range(best_of):
+                sides = [("package", package_call), ("raw", raw_call)]
+                if (index + repeat + attempt) % 2:
+                    sides.reverse()
+                for name, call in sides:
+                    started = time.perf_counter()
+                    call(argument)
+                    best[name] = min(best[name], time.perf_counter() - started)
+            package_times.append(best["package"])
+            raw_times.append(best["raw"])
         rounds["package"].append(_median(package_times))
         rounds["raw"].append(_median(raw_times))
     return _median(rounds["package"]), _median(rounds["raw"])
@@ -207,7 +220,7 @@ def _same_statistics(found: dict[str, Any], row: tuple) -> None:
 
 
 def w3_latency(
-    manager: DatabaseManager, reader: RawDatabase, sizes: Sizes
+    manager: DatabaseManager, reader: RawDatabase, sizes: Sizes, *, calls: int = 0
 ) -> tuple[float, float, int]:
     """Median latency of the 30-day statistics on each side; also the sessions in the window."""
 
@@ -217,9 +230,10 @@ def w3_latency(
     package_time, raw_time = interleaved(
         lambda _: package.statistics(manager),
         raw_call,
-        list(range(sizes.w3_calls)),
+        list(range(calls or sizes.w3_calls)),
         sizes.repeats,
         _same_statistics,
+        best_of=2,
     )
     return package_time, raw_time, int(raw_call(None)[0])
 
