@@ -21,8 +21,8 @@ from cardlink.database import (
     EventType,
     UnitOfWork,
     get_emitter,
+    rotate_psk_keys,
 )
-from cardlink.database.repositories.card_keys import rotate_psk_keys
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()

@@ -39,6 +39,7 @@ from .repositories import (
     SettingRepository,
     TestRepository,
 )
+from .repositories.card_keys import rotate_psk_keys
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -97,5 +98,6 @@ __all__ = [
     "get_current_revision",
     "get_emitter",
     "get_pending_revisions",
+    "rotate_psk_keys",
     "run_migrations",
 ]
