@@ -4,7 +4,9 @@ Whatever happens to a writer, a transaction is all-or-nothing: after a SIGKILL
 the database opens, SQLite's ``integrity_check`` says ok, and the batch in
 flight is entirely present or entirely absent. A connection killed from the
 server side surfaces as ``ConnectionError``; the unit of work is rolled back
-and the next one works in the same process.
+and the next one works in the same process. A purge, an import or ``init
+--force`` that fails half-way leaves every table and row as it was (database
+triggers and foreign tables make the failures real, no mocks).
 """
 
 from __future__ import annotations
