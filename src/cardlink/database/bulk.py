@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Enum, Float, Integer, String, Table
@@ -34,6 +35,19 @@ def _naive_utc(value: datetime) -> datetime:
     return datetime.combine(value, value.time())
 
 
+def _sqlite_time(value: datetime | None) -> str | None:
+    """SQLite's stored text: naive UTC, microseconds (what SQLAlchemy's DATETIME writes)."""
+    if value is None:
+        return None
+    if value.__class__ is datetime and value.tzinfo is _UTC:
+        return value.isoformat(" ", "microseconds")[:-6]  # drop the "+00:00"
+    return _naive_utc(value).isoformat(" ", "microseconds")
+
+
+def _server_time(value: datetime | None) -> datetime | None:
+    return None if value is None else _naive_utc(value)
+
+
 def _converter(column_type: Any, dialect_name: str) -> Convert | bool | None:
     """The conversion for one column: a function, None (value as is), or False (unsupported)."""
     if isinstance(column_type, GUID):
@@ -41,11 +55,7 @@ def _converter(column_type: Any, dialect_name: str) -> Convert | bool | None:
             return lambda value: None if value is None else to_uuid(value)
         return lambda value: None if value is None else to_uuid(value).hex
     if isinstance(column_type, UTCDateTime):
-        if dialect_name == "sqlite":
-            return lambda value: (
-                None if value is None else _naive_utc(value).isoformat(" ", "microseconds")
-            )
-        return lambda value: None if value is None else _naive_utc(value)
+        return _sqlite_time if dialect_name == "sqlite" else _server_time
     if isinstance(column_type, JSON):
         return False
     if isinstance(column_type, Enum):
@@ -80,9 +90,10 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
         connection.execute(table.insert(), rows)
         return
     steps = [(index, convert) for index, convert in enumerate(converters) if convert]
+    pick = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     values = []
     for row in rows:
-        record = [row[name] for name in names]
+        record = list(pick(row))
         for index, convert in steps:
             record[index] = convert(record[index])  # type: ignore[operator]
         values.append(record)
