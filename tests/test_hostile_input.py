@@ -20,7 +20,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, insert, select, text
 
 from cardlink.database import (
     Base,
@@ -624,3 +625,20 @@ def test_import_refuses_a_value_that_does_not_fit_naming_the_field(
         uow.commit()
     with UnitOfWork(manager) as uow:
         assert uow.devices.count() == 0 and uow.logs.count() == 0
+
+
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_mariadb_connections_are_strict_so_even_raw_sql_cannot_truncate(
+    manager: DatabaseManager,
+) -> None:
+    """Behind the layer's own checks, the server refuses too: whatever its default sql_mode."""
+    with manager.engine.connect() as connection:
+        mode = connection.execute(text("SELECT @@SESSION.sql_mode")).scalar_one()
+    assert "STRICT_ALL_TABLES" in mode
+    raw = insert(Device.__table__).values(
+        id="RAW", device_type="phone", name="x" * 300, is_active=True
+    )
+    with manager.engine.connect() as connection, pytest.raises(sa_exc.DataError):
+        connection.execute(raw)
+    with UnitOfWork(manager) as uow:
+        assert uow.devices.count() == 0

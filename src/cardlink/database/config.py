@@ -29,6 +29,9 @@ _DRIVERS: dict[str, tuple[str, str, str]] = {
     "mysql": ("mysql+pymysql", "pymysql", "mysql"),
     "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
 }
+_MYSQL_STRICT = (
+    "SET SESSION sql_mode = TRIM(BOTH ',' FROM CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))"
+)
 _DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgresql": 5432, "postgres": 5432}
 
 
@@ -239,7 +242,9 @@ class DatabaseConfig:
             pool_pre_ping=True,
         )
         if self.is_mysql:
-            options["connect_args"] = {"charset": "utf8mb4"}
+            # Strict mode on every connection, whatever the server default: a value too long
+            # or out of range is an error, never silently truncated or clipped.
+            options["connect_args"] = {"charset": "utf8mb4", "init_command": _MYSQL_STRICT}
         return options
 
     def __repr__(self) -> str:
