@@ -280,3 +280,42 @@ def test_a_unit_of_work_past_pool_timeout_gets_connection_error_and_nothing_leak
         uow.commit()
     assert small.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     small.close()
+
+
+@servers_only
+def test_a_crowd_beyond_the_pool_splits_into_finished_and_timed_out_and_nothing_leaks(
+    manager: DatabaseManager,
+) -> None:
+    small = _small_pool_manager(manager, pool_timeout=0.5)
+    capacity = small.config.pool_size + small.config.max_overflow
+    outcomes: list[str] = []
+    holding = threading.Barrier(capacity + 1)
+
+    def work(number: int) -> None:
+        try:
+            with UnitOfWork(small) as uow:
+                uow.devices.create(Device(id=f"CROWD-{number}", device_type=DeviceType.PHONE))
+                holding.wait(timeout=10)  # the pool is full from here on
+                time.sleep(1.5)  # far longer than pool_timeout
+                uow.commit()
+            outcomes.append("committed")
+        except ConnectionError:
+            outcomes.append("timed out")
+        except BaseException as error:  # anything else fails the test below
+            outcomes.append(f"{type(error).__name__}: {error}")
+
+    first = [threading.Thread(target=work, args=(number,)) for number in range(capacity)]
+    for thread in first:
+        thread.start()
+    holding.wait(timeout=10)
+    extra = [threading.Thread(target=work, args=(capacity + n,)) for n in range(capacity)]
+    for thread in extra:
+        thread.start()
+    for thread in first + extra:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in first + extra)  # no hang
+    assert sorted(outcomes) == ["committed"] * capacity + ["timed out"] * capacity
+    assert small.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    with UnitOfWork(small) as uow:
+        assert uow.devices.count() == capacity
+    small.close()
