@@ -87,6 +87,7 @@ class RawDatabase:
             password=url.password or "",
             database=url.database,
             charset="utf8mb4",
+            local_infile=True,  # setup bulk loads use LOAD DATA (W1 stays executemany)
         )
 
     def close(self) -> None:
@@ -258,6 +259,7 @@ class RawDatabase:
         sql = self.insert_sql("logs", LOG_COLUMNS)
         total = 0
         for batch in _chunks(rows, chunk):
+            stamp = self.time_value(datetime.now(timezone.utc))  # a batch shares its created_at
             prepared = [
                 (
                     self.uuid_value(row[0]),
@@ -268,8 +270,8 @@ class RawDatabase:
                     row[5],
                     row[6],
                     self.time_value(row[7]),
-                    self.time_value(row[7]),
-                    self.time_value(row[7]),
+                    stamp,
+                    stamp,
                 )
                 for row in batch
             ]
@@ -285,6 +287,8 @@ class RawDatabase:
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copier:
                 for row in rows:
                     copier.write_row(row)
+        elif self.backend == "mysql":
+            _load_data(cursor, table, columns, rows)
         else:
             cursor.executemany(sql, rows)
         cursor.close()
@@ -313,3 +317,31 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def _tsv(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat(" ", "microseconds")
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _load_data(cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """MariaDB setup load: LOAD DATA LOCAL INFILE, several times faster than INSERTs."""
+    import os
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8") as out:
+        for row in rows:
+            out.write("\t".join(_tsv(value) for value in row) + "\n")
+        path = out.name
+    try:
+        names = ", ".join(f"`{name}`" for name in columns)
+        cursor.execute(
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table} "
+            f"CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ({names})"
+        )
+    finally:
+        os.unlink(path)

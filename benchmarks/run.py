@@ -151,7 +151,7 @@ def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure
             add(*transfer_bench.run(backend, url, import_url, sizes))
         if not args.skip_growth:
             grow_started = time.perf_counter()
-            grown = workloads.grow(package_db, sizes, seed=SEED)
+            grown = workloads.grow(package_db, log_sessions, sizes, seed=SEED)
             print(
                 f"{backend:<10} data x{sizes.growth}: {sizes.sessions * sizes.growth:,} sessions, "
                 f"{sizes.logs * sizes.growth:,} logs ({time.perf_counter() - grow_started:.1f}s)",
@@ -233,7 +233,7 @@ def sizes_for(args: argparse.Namespace) -> Sizes:
     if args.quick:
         sizes.log_sessions, sizes.sessions, sizes.chunk = 10, 1_000, 1_000
         sizes.w2_calls, sizes.w3_calls, sizes.growth = 25, 10, 10
-        sizes.transfer_repeats = 1
+        sizes.transfer_repeats, sizes.best_of = 1, 2
     if args.scale != 1.0:
         sizes.log_sessions = max(1, round(sizes.log_sessions * args.scale))
         sizes.sessions = max(sizes.log_sessions, round(sizes.sessions * args.scale))
