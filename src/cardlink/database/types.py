@@ -97,6 +97,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 found = parsed.get(value)
                 if found is not None:
                     return found
+                moment: Any
                 try:
                     moment = fromisoformat(value)
                 except ValueError:
@@ -153,7 +154,7 @@ class GUID(TypeDecorator[uuid.UUID]):
             if found is None:
                 if len(parsed) >= 4096:
                     parsed.clear()
-                found = to_uuid(impl_processor(value) if impl_processor else value)
+                found = to_uuid(impl_processor(value) if impl_processor else value)  # type: ignore[arg-type]
                 parsed[value] = found
             return found
 

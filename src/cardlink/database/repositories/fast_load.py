@@ -51,7 +51,7 @@ class EntityLoader:
         add = identity_map._add_unpresent
         # A fresh unit of work holds nothing yet: no row can match a held identity.
         held = identity_map.get if len(identity_map) else None
-        found = []
+        found: list[Any] = []
         append = found.append
         for row in rows:
             identity = (model, (row[key_index],), None)

@@ -76,7 +76,7 @@ class LogRepository(BaseRepository[CommLog]):
 
     def __init__(self, uow: Any) -> None:
         super().__init__(uow)
-        self._batch: list[dict[str, Any]] = []
+        self._batch: list[tuple[Any, ...]] = []
 
     # -- writing -----------------------------------------------------------------
 
@@ -115,7 +115,7 @@ class LogRepository(BaseRepository[CommLog]):
         Rows without a timestamp get the time of this call.
         """
         now = naive_utc(utcnow())
-        prepared = []
+        prepared: list[tuple[Any, ...]] = []
         append = prepared.append
         for index, log in enumerate(logs):
             if log.__class__ is tuple:

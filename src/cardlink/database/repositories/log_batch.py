@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from math import isfinite as _isfinite
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -265,7 +266,7 @@ def write_rows(connection: Connection, rows: list[tuple[Any, ...]], stamp: datet
 
         aware = stamp.replace(tzinfo=_UTC)  # UTCDateTime reads naive values as local time
         connection.execute(
-            CommLog.__table__.insert(),
+            cast(Table, CommLog.__table__).insert(),
             [
                 dict(
                     zip(
