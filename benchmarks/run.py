@@ -233,7 +233,7 @@ def sizes_for(args: argparse.Namespace) -> Sizes:
     if args.quick:
         sizes.log_sessions, sizes.sessions, sizes.chunk = 10, 1_000, 1_000
         sizes.w2_calls, sizes.w3_calls, sizes.growth = 25, 10, 10
-        sizes.transfer_repeats, sizes.best_of = 1, 2
+        sizes.transfer_repeats, sizes.best_of, sizes.flatness = 1, 2, False
     if args.scale != 1.0:
         sizes.log_sessions = max(1, round(sizes.log_sessions * args.scale))
         sizes.sessions = max(sizes.log_sessions, round(sizes.sessions * args.scale))

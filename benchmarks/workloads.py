@@ -49,6 +49,8 @@ class Sizes:
     best_of: int = 5
     #: W4/W5 start a process per run; --quick does one run of each (CI only checks it works).
     transfer_repeats: int = 3
+    #: W4/W5 also export/import a near-empty database, to show memory does not grow with rows.
+    flatness: bool = True
 
     @property
     def logs(self) -> int:
