@@ -249,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="cardlink-bench-"))
         urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'bench.db'}").url]
         if args.all_backends:
-            urls += [DatabaseConfig(database_url=SERVER_URLS[name]).url for name in SERVER_URLS]
+            for name in SERVER_URLS:
+                url = DatabaseConfig(database_url=SERVER_URLS[name]).url
+                # --quick (CI) gets its own databases: it must not wipe a full run's data.
+                urls.append(url.set(database=f"{url.database}_quick") if args.quick else url)
     figures: list[Figure] = []
     failures: list[str] = []
     for url in urls:
