@@ -47,7 +47,8 @@ def _ensure_server_database(url: str) -> None:
         with admin.connect() as connection:
             if config.is_postgresql:
                 found = connection.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                    {"name": target.database},
                 ).first()
                 if not found:
                     connection.execute(text(f'CREATE DATABASE "{target.database}"'))
@@ -72,7 +73,9 @@ def _server_problem(backend: str) -> str | None:
             _ensure_server_database(SERVER_URLS[backend])
             _server_state[backend] = None
         except Exception as error:  # any failure means: not reachable here
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
             _server_state[backend] = f"{backend} server not reachable at " + (
                 f"{make_url(SERVER_URLS[backend]).render_as_string(hide_password=True)}: {first}"
             )
