@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
 import yaml
+from sqlalchemy import text
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
@@ -207,6 +208,11 @@ class DataImporter:
         session = self._uow.session
         with translated_errors():
             savepoint = session.begin_nested()
+            if session.get_bind().dialect.name == "postgresql":
+                # The key lookups run as prepared statements; a generic plan made while the
+                # table was small seq-scans it with a 500-value IN list for every batch
+                # (an import of 100,000 sessions took minutes). Plan each execution instead.
+                session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         try:
             self._run(events, mode, result, progress, dry_run=bool(dry_run))
         except BaseException:
