@@ -46,7 +46,9 @@ _BY_SESSION = (
 )
 
 
-def normalize_status_word(status_word: str | None, *, field: str = "logs.status_word") -> str | None:
+def normalize_status_word(
+    status_word: str | None, *, field: str = "logs.status_word"
+) -> str | None:
     """Upper-case four-hex-digit status word; anything else is a ValidationError."""
     if status_word is None:
         return None
@@ -54,7 +56,9 @@ def normalize_status_word(status_word: str | None, *, field: str = "logs.status_
         raise ValidationError(f"{field} must be text like '9000', got {type(status_word).__name__}")
     word = status_word.replace(" ", "").upper()
     if len(word) != 4 or not _HEX.match(word):
-        raise ValidationError(f"{field} must be four hex digits like '9000', got {status_word[:16]!r}")
+        raise ValidationError(
+            f"{field} must be four hex digits like '9000', got {status_word[:16]!r}"
+        )
     return word
 
 
@@ -195,7 +199,9 @@ class LogRepository(BaseRepository[CommLog]):
         if direction is None:
             raise ValidationError(f"{where}: direction is required (COMMAND or RESPONSE)")
         raw_data = values.get("raw_data")
-        status_word = normalize_status_word(values.get("status_word"), field=f"{where}: status_word")
+        status_word = normalize_status_word(
+            values.get("status_word"), field=f"{where}: status_word"
+        )
         if status_word is None and isinstance(raw_data, str):
             status_word = derive_status_word(direction, raw_data)
         timestamp = values.get("timestamp")
@@ -231,13 +237,19 @@ class LogRepository(BaseRepository[CommLog]):
         """The session's logs in time order."""
         return self._in_session(session_id, None, limit, offset)
 
-    def find_commands(self, session_id: Any, limit: int | None = None, offset: int = 0) -> list[CommLog]:
-        return self._in_session(session_id, CommLog.direction == CommDirection.COMMAND, limit, offset)
+    def find_commands(
+        self, session_id: Any, limit: int | None = None, offset: int = 0
+    ) -> list[CommLog]:
+        return self._in_session(
+            session_id, CommLog.direction == CommDirection.COMMAND, limit, offset
+        )
 
     def find_responses(
         self, session_id: Any, limit: int | None = None, offset: int = 0
     ) -> list[CommLog]:
-        return self._in_session(session_id, CommLog.direction == CommDirection.RESPONSE, limit, offset)
+        return self._in_session(
+            session_id, CommLog.direction == CommDirection.RESPONSE, limit, offset
+        )
 
     def find_by_status(
         self, session_id: Any, status_word: str, limit: int | None = None, offset: int = 0
@@ -266,7 +278,9 @@ class LogRepository(BaseRepository[CommLog]):
             raise ValidationError(f"hex pattern must be a string, got {type(pattern).__name__}")
         compact = pattern.replace(" ", "")
         if not compact or not _HEX.match(compact):
-            raise ValidationError(f"hex pattern must contain only 0-9 and A-F, got {pattern[:32]!r}")
+            raise ValidationError(
+                f"hex pattern must contain only 0-9 and A-F, got {pattern[:32]!r}"
+            )
         check_search_text(compact, what="hex pattern")
         condition = func.upper(CommLog.raw_data).like(f"%{compact.upper()}%")
         if session_id is not None:
@@ -290,7 +304,9 @@ class LogRepository(BaseRepository[CommLog]):
         deleted = self._delete_where(CommLog.timestamp < cutoff)
         if deleted:
             self._uow.record(
-                EventType.LOGS_PURGED, self.entity_type, None,
+                EventType.LOGS_PURGED,
+                self.entity_type,
+                None,
                 {"count": deleted, "older_than": json_safe(cutoff)},
             )
         return deleted
