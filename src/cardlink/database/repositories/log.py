@@ -19,21 +19,12 @@ from ..status_words import error_condition
 from ..types import json_safe, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
 from .fast_load import EntityLoader
-from .log_batch import from_prepared_dict, naive_utc, prepare_row, write_rows
+from .log_batch import ROW_COLUMNS, from_prepared_dict, naive_utc, prepare_row, write_rows
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 #: Field order of the guide's batch tuples; a tuple may stop after any field from the 2nd on.
-BATCH_FIELDS = (
-    "session_id",
-    "direction",
-    "raw_data",
-    "decoded_data",
-    "status_word",
-    "status_message",
-    "latency_ms",
-    "timestamp",
-)
+BATCH_FIELDS = ROW_COLUMNS
 EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
 
 _LOADER = EntityLoader(CommLog)
