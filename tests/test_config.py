@@ -149,7 +149,7 @@ def test_pool_settings_are_checked_and_only_servers_get_a_pool() -> None:
     server = DatabaseConfig(
         database_url="mysql://h/d", pool_size=3, max_overflow=4
     ).engine_options()
-    assert server["pool_size"] == 3 and server["max_overflow"] == 4 and server["pool_pre_ping"]
+    assert server["pool_size"] == 3 and server["max_overflow"] == 4
     assert "pool_size" not in DatabaseConfig().engine_options()
 
 

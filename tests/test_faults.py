@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +38,7 @@ from cardlink.database import (
     OTASession,
     UnitOfWork,
 )
+from cardlink.database.manager import PING_AFTER_IDLE_SECONDS
 from conftest import forget_schema
 
 COMMITTED_LOGS = 500
@@ -171,20 +173,28 @@ def test_writer_killed_mid_batch_leaves_the_batch_all_or_nothing(
 servers_only = pytest.mark.parametrize("backend", ["postgresql", "mysql"])
 
 
-def _kill_from_server(manager: DatabaseManager, uow: UnitOfWork) -> None:
-    """Terminate the connection ``uow`` holds, from a separate admin connection."""
-    is_postgresql = manager.config.is_postgresql
-    own_id = "SELECT pg_backend_pid()" if is_postgresql else "SELECT CONNECTION_ID()"
-    backend_id = int(uow.session.execute(text(own_id)).scalar_one())
+def _backend_id(manager: DatabaseManager, uow: UnitOfWork) -> int:
+    """The server's id for the connection ``uow`` holds."""
+    own_id = "SELECT pg_backend_pid()" if manager.config.is_postgresql else "SELECT CONNECTION_ID()"
+    return int(uow.session.execute(text(own_id)).scalar_one())
+
+
+def _kill_backend(manager: DatabaseManager, backend_id: int) -> None:
+    """Terminate a server connection by id, from a separate admin connection."""
     admin = create_engine(manager.config.url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            if is_postgresql:
+            if manager.config.is_postgresql:
                 connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_id})
             else:
                 connection.execute(text(f"KILL {backend_id}"))
     finally:
         admin.dispose()
+
+
+def _kill_from_server(manager: DatabaseManager, uow: UnitOfWork) -> None:
+    """Terminate the connection ``uow`` holds, from a separate admin connection."""
+    _kill_backend(manager, _backend_id(manager, uow))
 
 
 @servers_only
@@ -236,11 +246,29 @@ def test_idle_pooled_connection_killed_by_the_server_is_replaced_transparently(
     with UnitOfWork(manager) as uow:
         uow.devices.create(Device(id="FIRST", device_type=DeviceType.PHONE))
         _kill_from_server(manager, uow)  # killed after use; the pool keeps the dead connection
-    with UnitOfWork(manager) as uow:  # pool_pre_ping notices and reconnects
+    with UnitOfWork(manager) as uow:  # the failed close already dropped it from the pool
         uow.devices.create(Device(id="SECOND", device_type=DeviceType.PHONE))
         uow.commit()
     with UnitOfWork(manager) as uow:
         assert [device.id for device in uow.devices.get_all()] == ["SECOND"]
+
+
+@servers_only
+def test_a_connection_dropped_while_idle_in_the_pool_is_pinged_and_replaced(
+    manager: DatabaseManager,
+) -> None:
+    with UnitOfWork(manager) as uow:
+        backend_id = _backend_id(manager, uow)
+    # The connection is back in the pool, healthy; now the server drops it.
+    _kill_backend(manager, backend_id)
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.2)  # idle long enough to be pinged on checkout
+    with UnitOfWork(manager) as uow:
+        assert _backend_id(manager, uow) != backend_id
+        uow.devices.create(Device(id="AFTER-IDLE", device_type=DeviceType.PHONE))
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert [device.id for device in uow.devices.get_all()] == ["AFTER-IDLE"]
+    assert manager.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 # -- maintenance interrupted by an error: the database stays as it was -------------------

@@ -239,7 +239,6 @@ class DatabaseConfig:
             max_overflow=self.max_overflow,
             pool_timeout=self.pool_timeout,
             pool_recycle=self.pool_recycle,
-            pool_pre_ping=True,
         )
         if self.is_mysql:
             # Strict mode on every connection, whatever the server default: a value too long

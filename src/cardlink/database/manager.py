@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -18,6 +19,9 @@ from .exceptions import ConnectionError, DatabaseError, IntegrityError, translat
 from .models import Base
 
 logger = logging.getLogger(__name__)
+
+#: A pooled server connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 class DatabaseManager:
@@ -152,6 +156,8 @@ class DatabaseManager:
         engine = create_engine(config.url, **options)
         if config.is_sqlite:
             _configure_sqlite(engine, busy_timeout_ms=config.sqlite_busy_timeout_ms)
+        else:
+            _ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
         return engine
 
     def _connection_hint(self, error: BaseException) -> str:
@@ -195,6 +201,42 @@ def _prepare_sqlite_file(path: os.PathLike[str] | str) -> None:
         os.makedirs(folder, exist_ok=True)
     if not os.path.exists(target):
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection with a round trip before use, unless it was in use just now.
+
+    A connection the server dropped while it sat in the pool (restart, idle timeout,
+    KILL) is replaced before the caller sees it. Pinging one returned less than
+    ``idle_seconds`` ago would add a round trip to every short unit of work for a
+    connection that was just working; a connection lost inside that window fails its
+    first statement with ``ConnectionError`` and the pool replaces it (the same
+    trade-off as HikariCP's alive-bypass window).
+    """
+    dialect = engine.dialect
+    clock = time.monotonic
+    stamp = "cardlink_idle_since"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info[stamp] = clock()
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[stamp] = clock()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get(stamp)
+        if since is not None and clock() - since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool discards this connection and hands out a fresh one.
+                raise DisconnectionError(f"pooled connection was dropped: {error}") from error
+            raise
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
