@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import Session, configure_mappers
+from sqlalchemy.orm.state import InstanceState
 
 
 class EntityLoader:
@@ -45,25 +46,47 @@ class EntityLoader:
             session.flush()  # what a query's autoflush does; a no-op when nothing is pending
         rows = session.connection().execute(statement, params).all()
         identity_map = session.identity_map
-        session_key = session.hash_key
-        new_instance = self.manager.new_instance
-        model, keys, key_index = self.model, self.keys, self.key_index
-        add = identity_map._add_unpresent
-        # A fresh unit of work holds nothing yet: no row can match a held identity.
-        held = identity_map.get if len(identity_map) else None
+        if len(identity_map):
+            return self._load_into_held(session, rows)
+        # A fresh unit of work holds nothing yet: no row can match a held identity, so
+        # each row becomes a new persistent object, registered as the ORM's loader does.
+        session_key, weak_map, held = session.hash_key, identity_map._wr, identity_map._dict
+        model, manager, keys, key_index = self.model, self.manager, self.keys, self.key_index
+        create: Any = model.__new__
+        state_for = InstanceState
         found: list[Any] = []
         append = found.append
         for row in rows:
+            entity = create(model)
+            state = state_for(entity, manager)
+            values = entity.__dict__
+            values["_sa_instance_state"] = state
+            values.update(zip(keys, row, strict=False))
             identity = (model, (row[key_index],), None)
-            entity = held(identity) if held is not None else None
+            state.key = identity
+            state.session_id = session_key
+            state._instance_dict = weak_map
+            held[identity] = state
+            append(entity)
+        return found
+
+    def _load_into_held(self, session: Session, rows: Any) -> list[Any]:
+        """``load`` for a session that already holds objects: a held identity wins."""
+        identity_map = session.identity_map
+        session_key = session.hash_key
+        new_instance = self.manager.new_instance
+        model, keys, key_index = self.model, self.keys, self.key_index
+        add, held = identity_map._add_unpresent, identity_map.get
+        found: list[Any] = []
+        for row in rows:
+            identity = (model, (row[key_index],), None)
+            entity = held(identity)
             if entity is None:
                 entity = new_instance()
-                values = entity.__dict__
-                values.update(zip(keys, row, strict=False))
-                state = values["_sa_instance_state"]
+                entity.__dict__.update(zip(keys, row, strict=False))
+                state = entity.__dict__["_sa_instance_state"]
                 state.key = identity
-                state.identity_token = None
                 state.session_id = session_key
                 add(state, identity)
-            append(entity)
+            found.append(entity)
         return found
