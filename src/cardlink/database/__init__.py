@@ -1,5 +1,9 @@
 """CardLink database layer: every name the user guide imports lives here."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .config import DatabaseConfig
 from .events import DatabaseEvent, EventEmitter, EventType, get_emitter
 from .exceptions import (
@@ -13,7 +17,6 @@ from .exceptions import (
     ValidationError,
 )
 from .manager import DatabaseManager
-from .migrate import downgrade, get_current_revision, get_pending_revisions, run_migrations
 from .models import (
     Base,
     CardProfile,
@@ -50,6 +53,30 @@ from .transfer import (
     detect_format,
 )
 from .unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from .migrate import downgrade, get_current_revision, get_pending_revisions, run_migrations
+
+#: Loaded on first use: ``migrate`` imports Alembic, a sixth of the command line's start-up.
+_MIGRATION_NAMES = frozenset(
+    {"downgrade", "get_current_revision", "get_pending_revisions", "run_migrations"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The migration API, imported when first asked for (``from cardlink.database import ...``)."""
+    if name in _MIGRATION_NAMES:
+        from . import migrate
+
+        value = getattr(migrate, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MIGRATION_NAMES})
+
 
 __all__ = [
     "DEFAULT_SETTINGS",

@@ -9,13 +9,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import DatabaseConfig
 from ..exceptions import ConnectionError
 from ..manager import DatabaseManager
-from ..migrate import (
-    get_current_revision,
-    get_head_revision,
-    get_pending_revisions,
-    is_unversioned,
-    run_migrations,
-)
 from .app import CliState, cli
 from .console import confirm_destructive
 from .queries import TABLE_NAMES, existing_tables, row_counts
@@ -38,6 +31,8 @@ def init(state: CliState, force: bool, yes: bool) -> None:
       cardlink-db init
       cardlink-db init --force --yes
     """
+    from ..migrate import get_current_revision, get_pending_revisions  # Alembic: only when used
+
     config = state.config()
     manager = _connect_creating_database(config)
     try:
@@ -117,6 +112,8 @@ def migrate(state: CliState, revision: str, dry_run: bool) -> None:
       cardlink-db migrate --revision ae1234
       cardlink-db migrate --dry-run
     """
+    from ..migrate import get_current_revision, get_pending_revisions, run_migrations
+
     with state.manager() as manager:
         if dry_run:
             sql = run_migrations(revision, sql=True, manager=manager) or ""
@@ -148,6 +145,13 @@ def status(state: CliState, verbose: bool) -> None:
       cardlink-db status
       cardlink-db status --verbose
     """
+    from ..migrate import (
+        get_current_revision,
+        get_head_revision,
+        get_pending_revisions,
+        is_unversioned,
+    )
+
     with state.manager() as manager:
         config = manager.config
         current = get_current_revision(manager=manager)
