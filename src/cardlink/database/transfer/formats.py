@@ -19,7 +19,20 @@ from os import PathLike
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Enum, Float, Integer, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Enum,
+    Float,
+    Integer,
+    String,
+    Table,
+    type_coerce,
+)
+from sqlalchemy.types import NullType
 
 from ..exceptions import ValidationError
 from ..models import Base
@@ -155,22 +168,73 @@ def encode_value(column: Column[Any], value: Any) -> Any:
 
 
 class RowEncoder:
-    """Turns a table's result rows into document rows (columns in table order), fast."""
+    """Turns a table's result rows into document rows (columns in table order), fast.
 
-    def __init__(self, table: Table, *, skip: frozenset[str] = frozenset()) -> None:
-        self._plan = [
-            (str(column.name), position, encoder_for(column))
-            for position, column in enumerate(table.columns)
-            if column.name not in skip
-        ]
+    Timestamps and enums are selected as the driver returns them (``columns``) and
+    written straight from that stored form; a value not in the form the package
+    stores goes through the column type's own reading first, so the document is the
+    same either way. Select ``columns`` (any extra columns after them are ignored).
+    """
+
+    def __init__(
+        self, table: Table, dialect: Dialect, *, skip: frozenset[str] = frozenset()
+    ) -> None:
+        kept = [column for column in table.columns if column.name not in skip]
+        self.names = [str(column.name) for column in kept]
+        self.columns: list[Any] = []
+        self._steps: list[tuple[int, Callable[[Any], Any]]] = []
+        for position, column in enumerate(kept):
+            encode = _stored_encoder(column, dialect)
+            if encode is None:
+                self.columns.append(column)
+                encode = encoder_for(column)
+            else:
+                self.columns.append(type_coerce(column, NullType()).label(column.name))
+            if encode is not None:
+                self._steps.append((position, encode))
 
     def __call__(self, row: Any) -> dict[str, Any]:
-        """``row`` must start with the table's columns, in table order."""
-        document_row = {}
-        for name, position, encode in self._plan:
-            value = row[position]
-            document_row[name] = value if value is None or encode is None else encode(value)
-        return document_row
+        values = list(row)
+        for position, encode in self._steps:
+            value = values[position]
+            if value is not None:
+                values[position] = encode(value)
+        return dict(zip(self.names, values))  # noqa: B905 - the row may carry a sort key too
+
+
+def _stored_encoder(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The encoder of a column read in its stored form, or None to read it as its type."""
+    column_type = column.type
+    if not isinstance(column_type, UTCDateTime | Enum):
+        return None
+    process = column_type.dialect_impl(dialect).result_processor(dialect, None)
+
+    def read(value: Any) -> Any:
+        return value if process is None else process(value)
+
+    if isinstance(column_type, Enum):
+        known = {text: _encode_enum(read(text)) for text in column_type.enums}
+
+        def encode_enum(value: Any) -> Any:
+            found = known.get(value) if value.__class__ is str else None
+            return found if found is not None else _encode_enum(read(value))
+
+        return encode_enum
+    fromisoformat = datetime.fromisoformat
+
+    def encode_time(value: Any) -> str:
+        if value.__class__ is datetime and value.tzinfo is None:
+            return value.isoformat("T", "microseconds") + "+00:00"  # the servers' naive UTC
+        if value.__class__ is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+            try:  # SQLite's stored text, parsed only to make sure it is a naive timestamp
+                canonical = fromisoformat(value).tzinfo is None
+            except ValueError:
+                canonical = False
+            if canonical:
+                return f"{value[:10]}T{value[11:]}+00:00"
+        return format_datetime(read(value))
+
+    return encode_time
 
 
 # -- reading values --------------------------------------------------------------------
