@@ -133,6 +133,21 @@ def test_a_value_of_the_wrong_type_is_named(manager, exported, table, index, fie
     assert_refused(manager, json.dumps(exported), f"import: {table}[{index}].{field}: {message}")
 
 
+def test_the_first_refused_field_of_a_row_is_the_one_named(manager, exported):
+    session = exported["tables"]["sessions"][1]
+    first, *_, last = list(session)
+    session[last] = "not valid here"
+    session[first] = None
+    assert_refused(
+        manager, json.dumps(exported), f"import: sessions[1].{first}: required field is null"
+    )
+    session[first] = "also-not-a-uuid"
+    session["colour"] = None
+    assert_refused(manager, json.dumps(exported), f"import: sessions[1].{first}: not a valid UUID")
+    session[first] = str(uuid.uuid4())
+    assert_refused(manager, json.dumps(exported), f"import: sessions[1].{last}: ")
+
+
 def test_an_unknown_enum_value_is_named_with_the_valid_ones(manager, exported):
     exported["tables"]["devices"][2]["device_type"] = "tablet"
     assert_refused(

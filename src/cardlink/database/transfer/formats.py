@@ -12,6 +12,7 @@ import base64
 import binascii
 import enum
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -37,7 +38,7 @@ from sqlalchemy.types import NullType
 from ..exceptions import ValidationError
 from ..models import Base
 from ..models.base import coerce_enum
-from ..types import GUID, LabelledEnum, UTCDateTime, to_plain
+from ..types import GUID, LabelledEnum, UTCDateTime, to_plain, uuid_from_hex
 
 #: Written as ``format``; a document without it is not a CardLink export.
 FORMAT_NAME = "cardlink-database-export"
@@ -303,10 +304,15 @@ def _enum_decoder(members: type[enum.Enum]) -> Decoder:
 def _decode_uuid(value: Any) -> uuid.UUID:
     if not isinstance(value, str):
         raise FieldError(f"expected a UUID string, got {_kind(value)}")
+    if _CANONICAL_UUID.fullmatch(value):  # as exported: parsed without UUID()'s many steps
+        return uuid_from_hex(value.replace("-", ""))
     try:
         return uuid.UUID(value)
     except ValueError:
         raise FieldError(f"not a valid UUID: {value[:64]!r}") from None
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _decode_datetime(value: Any) -> datetime:

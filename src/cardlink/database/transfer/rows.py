@@ -66,9 +66,8 @@ class TableWriter:
             {PSK_COLUMN[1]} if keep_stored_psk and name == PSK_COLUMN[0] else set()
         )
         self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
-        self._decoders = {
-            name: (decoder_for(column), column.nullable) for name, column in self._columns.items()
-        }
+        self._decoders = {name: decoder_for(column) for name, column in self._columns.items()}
+        self._nulls = {name: None for name, column in self._columns.items() if column.nullable}
 
     def where(self, index: int, field: str | None = None) -> str:
         return f"import: {self.name}[{index}]" + (f".{field}" if field else "")
@@ -80,25 +79,9 @@ class TableWriter:
         if not isinstance(raw, dict):
             kind = type(raw).__name__ if raw is not None else "null"
             raise ValidationError(f"{self.where(index)}: expected an object, got {kind}")
-        row: dict[str, Any] = {}
-        decoders = self._decoders
-        for field, value in raw.items():
-            entry = decoders.get(field) if isinstance(field, str) else None
-            if entry is None:
-                valid = ", ".join(self._columns)
-                raise ValidationError(
-                    f"{self.where(index, str(field))}: unknown field; valid fields: {valid}"
-                )
-            decode, nullable = entry
-            if value is None:
-                if not nullable:
-                    raise ValidationError(f"{self.where(index, field)}: required field is null")
-                row[field] = None
-                continue
-            try:
-                row[field] = decode(value)
-            except FieldError as error:
-                raise ValidationError(f"{self.where(index, field)}: {error}") from None
+        row = self._decode(raw)
+        if row is None:
+            row = self._decode_carefully(index, raw)
         token = row.get(PSK_COLUMN[1]) if self.name == PSK_COLUMN[0] else None
         if token is not None:
             self.psk_check(token, self.where(index, PSK_COLUMN[1]))
@@ -111,6 +94,42 @@ class TableWriter:
         self._pending.append((index, row))
         if len(self._pending) >= self.batch_size:
             self.flush()
+
+    def _decode(self, raw: dict[Any, Any]) -> dict[str, Any] | None:
+        """The decoded row in one pass; None when a field is refused (the careful pass says why).
+
+        An unknown field, or a null in a required one, is a KeyError here: ``_nulls``
+        holds only the nullable columns, ``_decoders`` only the known ones.
+        """
+        decoders, nulls = self._decoders, self._nulls
+        try:
+            return {
+                field: nulls[field] if value is None else decoders[field](value)
+                for field, value in raw.items()
+            }
+        except Exception:
+            return None
+
+    def _decode_carefully(self, index: int, raw: dict[Any, Any]) -> dict[str, Any]:
+        """Field by field, raising the first refused one's error (table, row and field)."""
+        row: dict[str, Any] = {}
+        for field, value in raw.items():
+            decode = self._decoders.get(field) if isinstance(field, str) else None
+            if decode is None:
+                valid = ", ".join(self._columns)
+                raise ValidationError(
+                    f"{self.where(index, str(field))}: unknown field; valid fields: {valid}"
+                )
+            if value is None:
+                if field not in self._nulls:
+                    raise ValidationError(f"{self.where(index, field)}: required field is null")
+                row[field] = None
+                continue
+            try:
+                row[field] = decode(value)
+            except FieldError as error:
+                raise ValidationError(f"{self.where(index, field)}: {error}") from None
+        return row
 
     # -- writing -----------------------------------------------------------------------
 
@@ -168,6 +187,8 @@ class TableWriter:
 
     def _complete(self, index: int, row: dict[str, Any]) -> dict[str, Any]:
         """Every column for INSERT/OVERWRITE: defaults for absent ones, required ones checked."""
+        if len(row) == len(self._columns):  # every field given (row holds column names only)
+            return row
         full: dict[str, Any] = {}
         for name, column in self._columns.items():
             if name in row:
@@ -188,18 +209,31 @@ class TableWriter:
         return {name: value for name, value in values.items() if name not in self._never_updated}
 
     def _existing(self, keys: set[Any]) -> set[Any]:
-        if not keys:
-            return set()
-        statement = select(self.key).where(self.key.in_(keys))
-        return set(self._run(statement, None, "looking up keys").scalars())
+        return self._present(self.key, keys, "looking up keys") if keys else set()
+
+    def _present(self, column: Column[Any], values: set[Any], what: str) -> set[Any]:
+        """Which of ``values`` are in ``column``, in one query.
+
+        On PostgreSQL the values go as one array parameter: an IN list of hundreds of
+        parameters was parsed and planned afresh for every batch (a fifth of an import).
+        """
+        dialect = self.session.get_bind().dialect
+        if dialect.name != "postgresql":
+            return set(self._run(select(column).where(column.in_(values)), None, what).scalars())
+        quote = dialect.identifier_preparer.quote
+        name, array_type = quote(column.name), f"{column.type.compile(dialect)}[]"
+        statement = text(
+            f"SELECT {name} FROM {quote(column.table.name)} "
+            f"WHERE {name} = ANY(CAST(:wanted AS {array_type}))"
+        )
+        return set(self._run(statement, {"wanted": list(values)}, what).scalars())
 
     def _check_foreign_keys(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         for column, parent in self._foreign_keys:
             wanted = {row[column.name] for _, row in rows if row.get(column.name) is not None}
             if not wanted:
                 continue
-            statement = select(parent).where(parent.in_(wanted))
-            found = set(self._run(statement, None, "checking references").scalars())
+            found = self._present(parent, wanted, "checking references")
             for index, row in rows:
                 value = row.get(column.name)
                 if value is not None and value not in found:
