@@ -49,14 +49,30 @@ def _server_time(value: datetime | None) -> datetime | None:
     return None if value is None else _naive_utc(value)
 
 
+def _remembering_last(convert: Convert) -> Convert:
+    """``convert`` that reuses its last result for the same object (rows share UUIDs, times)."""
+    last: tuple[Any, Any] = (None, None)
+
+    def convert_value(value: Any) -> Any:
+        nonlocal last
+        seen, found = last
+        if value is seen and value is not None:
+            return found
+        found = convert(value)
+        last = (value, found)
+        return found
+
+    return convert_value
+
+
 def _converter(column_type: Any, dialect_name: str) -> Convert | bool | None:
     """The conversion for one column: a function, None (value as is), or False (unsupported)."""
     if isinstance(column_type, GUID):
         if dialect_name == "postgresql":
             return lambda value: None if value is None else to_uuid(value)
-        return lambda value: None if value is None else to_uuid(value).hex
+        return _remembering_last(lambda value: None if value is None else to_uuid(value).hex)
     if isinstance(column_type, UTCDateTime):
-        return _sqlite_time if dialect_name == "sqlite" else _server_time
+        return _remembering_last(_sqlite_time if dialect_name == "sqlite" else _server_time)
     if isinstance(column_type, JSON):
         return False
     if isinstance(column_type, Enum):

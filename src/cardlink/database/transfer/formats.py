@@ -254,9 +254,9 @@ def decoder_for(column: Column[Any]) -> Decoder:
     if isinstance(column_type, Enum) and column_type.enum_class is not None:
         return _enum_decoder(column_type.enum_class)
     if isinstance(column_type, GUID):
-        return _decode_uuid
+        return _remembering_last(_decode_uuid)
     if isinstance(column_type, UTCDateTime):
-        return _decode_datetime
+        return _remembering_last(_decode_datetime)
     if isinstance(column_type, JSON):
         if (column.table.name, column.name) in ANY_JSON_COLUMNS:
             return _decode_json
@@ -284,6 +284,25 @@ def decode_value(column: Column[Any], value: Any, where: str) -> Any:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _remembering_last(decode: Decoder) -> Decoder:
+    """``decode`` that keeps its last text and result: neighbouring rows often share a value
+    (a session's logs, timestamps written together), and an equal string is cheap to spot."""
+    last: tuple[Any, Any] = (None, None)
+
+    def decode_text(value: Any) -> Any:
+        nonlocal last
+        if value.__class__ is str:
+            seen, found = last  # one tuple, so the pair stays consistent
+            if value == seen:
+                return found
+            found = decode(value)
+            last = (value, found)
+            return found
+        return decode(value)
+
+    return decode_text
 
 
 def _enum_decoder(members: type[enum.Enum]) -> Decoder:

@@ -160,7 +160,7 @@ class DataImporter:
             uow.commit()
     """
 
-    def __init__(self, uow: UnitOfWork, *, batch_size: int = 500) -> None:
+    def __init__(self, uow: UnitOfWork, *, batch_size: int = 1000) -> None:
         if batch_size < 1:
             raise ValidationError(f"batch_size must be at least 1, got {batch_size!r}")
         self._uow = uow
@@ -210,8 +210,8 @@ class DataImporter:
             savepoint = session.begin_nested()
             if session.get_bind().dialect.name == "postgresql":
                 # The key lookups run as prepared statements; a generic plan made while the
-                # table was small seq-scans it with a 500-value IN list for every batch
-                # (an import of 100,000 sessions took minutes). Plan each execution instead.
+                # table was small seq-scans it for every batch's keys (an import of
+                # 100,000 sessions took minutes). Plan each execution instead.
                 session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         try:
             self._run(events, mode, result, progress, dry_run=bool(dry_run))

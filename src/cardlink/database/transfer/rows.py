@@ -46,7 +46,7 @@ class TableWriter:
         keep_stored_psk: bool,
         psk_check: Callable[[str, str], None] = check_psk_ciphertext,
         counts: Counts,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         progress: Callable[[str, int], Any] | None = None,
     ) -> None:
         self.session = session
