@@ -294,3 +294,34 @@ def test_find_by_session_sees_unflushed_work_and_keeps_held_objects(
             CommDirection.RESPONSE
         ]
         assert len(uow.logs.find_by_session(session_id, limit=1, offset=1)) == 1
+
+
+def test_logs_written_by_other_tools_read_back_the_same(manager: DatabaseManager) -> None:
+    """Rows inserted with plain SQL (no microseconds; on SQLite also text with an offset of
+    its own) come back through the prepared fast path exactly as through the ORM."""
+    session_id = _new_session(manager)
+    stored_id = session_id.hex if not manager.config.is_postgresql else str(session_id)
+    # SQLite keeps whatever text it is given: an ISO form with its own offset must still read.
+    second_form = "2026-01-02T03:04:06+00:00" if manager.config.is_sqlite else "2026-01-02 03:04:06"
+    with manager.engine.begin() as connection:
+        for at, direction in (("2026-01-02 03:04:05", "command"), (second_form, "response")):
+            connection.execute(
+                text(
+                    "INSERT INTO logs (session_id, timestamp, direction, raw_data, "
+                    "created_at, updated_at) VALUES (:sid, :at, :direction, '00A4', :at, :at)"
+                ),
+                {"sid": stored_id, "at": at, "direction": direction},
+            )
+    with UnitOfWork(manager) as uow:
+        fast = uow.logs.find_by_session(session_id)
+    with UnitOfWork(manager) as uow:
+        through_orm = uow.logs.find_commands(session_id) + uow.logs.find_responses(session_id)
+    assert [log.timestamp for log in fast] == [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        datetime(2026, 1, 2, 3, 4, 6, tzinfo=timezone.utc),
+    ]
+    assert all(log.timestamp.tzinfo is timezone.utc for log in fast)
+    assert [log.direction for log in fast] == [CommDirection.COMMAND, CommDirection.RESPONSE]
+    assert [(log.id, log.session_id, log.timestamp, log.created_at) for log in fast] == [
+        (log.id, log.session_id, log.timestamp, log.created_at) for log in through_orm
+    ]

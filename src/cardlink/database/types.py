@@ -86,33 +86,51 @@ class UTCDateTime(TypeDecorator[datetime]):
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """One fused step per value (read paths load millions of timestamps)."""
         impl_processor = self.impl_instance.result_processor(dialect, coltype)
-        fromisoformat, combine, utc = datetime.fromisoformat, datetime.combine, timezone.utc
-        # SQLite text: rows written together share created_at/updated_at, parse each once.
-        parsed: dict[str, datetime] = {}
+        combine, utc = datetime.combine, timezone.utc
+        if getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT:
+            fromisoformat = datetime.fromisoformat
+
+            def parse(value: Any) -> datetime | None:  # SQLite stores text
+                if value is None:
+                    return None
+                moment: Any
+                try:
+                    moment = fromisoformat(value)
+                except (TypeError, ValueError):
+                    moment = impl_processor(value) if impl_processor else value
+                return combine(moment, moment.time(), utc) if moment.tzinfo is None else moment
+
+            return parse
 
         def process(value: Any) -> datetime | None:
             if value is None:
                 return None
-            if value.__class__ is str:  # SQLite stores text: parse it directly
-                found = parsed.get(value)
-                if found is not None:
-                    return found
-                moment: Any
-                try:
-                    moment = fromisoformat(value)
-                except ValueError:
-                    moment = impl_processor(value) if impl_processor else value
-                if moment.tzinfo is None:
-                    moment = combine(moment, moment.time(), utc)
-                if len(parsed) >= 1024:
-                    parsed.clear()
-                parsed[value] = moment
-                return moment
-            if impl_processor is not None and not isinstance(value, datetime):
+            if impl_processor is not None and value.__class__ is not datetime:
                 value = impl_processor(value)
             return combine(value, value.time(), utc) if value.tzinfo is None else value
 
         return process
+
+    def column_result_processor(self, dialect: Dialect) -> Any:
+        """A whole column's values at once, without a Python call per value, where possible.
+
+        SQLite's text parses in C once an explicit UTC offset is appended; a value of
+        another form (``None``, an offset of its own) sends the column through the
+        per-value processor. ``None``: the dialect returns datetimes already.
+        """
+        for_dialect: Any = self.dialect_impl(dialect)
+        if getattr(for_dialect.impl_instance, "_storage_format", None) != _SQLITE_FORMAT:
+            return None
+        one_by_one: Any = for_dialect.result_processor(dialect, None)
+        fromisoformat, in_utc = datetime.fromisoformat, "{}+00:00".format
+
+        def process_column(values: Any) -> list[datetime | None]:
+            try:
+                return list(map(fromisoformat, map(in_utc, values)))
+            except (TypeError, ValueError):
+                return list(map(one_by_one, values))
+
+        return process_column
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -3,26 +3,35 @@
 ``find_by_session`` returns a session's hundreds of logs; SQLAlchemy's ORM loader
 spends more per row than the database and driver together (it handles eager
 loads, polymorphism, versioning, refreshes and events, none of which a log
-uses). ``load_entities`` builds the same persistent objects from a Core result:
-each row becomes an instance of the mapped class, registered in the session's
-identity map under its primary key, exactly as a query would leave it (lazy
-relationships load on access, changes are tracked and flushed). A row whose
-identity the session already holds returns that object unchanged, as a query
-without ``populate_existing`` does. Classes with ``load`` event listeners (e.g.
-mutable JSON columns) go through the ORM instead.
+uses). ``EntityLoader`` builds the same persistent objects from rows: each row
+becomes an instance of the mapped class, registered in the session's identity map
+under its primary key, exactly as a query would leave it (lazy relationships load
+on access, changes are tracked and flushed). A row whose identity the session
+already holds returns that object unchanged, as a query without
+``populate_existing`` does. Classes with ``load`` event listeners (e.g. mutable
+JSON columns) go through the ORM instead.
+
+``PreparedLoad`` goes one step further for a fixed statement run again and again:
+it is compiled once per dialect and run as driver SQL (still through the
+connection, so events, echo logging and error wrapping apply), and the values are
+converted column by column with each column type's own result processing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, inspect, select
+from sqlalchemy import Dialect, Enum, Select, inspect, select
 from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.orm.state import InstanceState
 
+Decoder = Callable[[Any], Any]
+ColumnProcessor = Callable[[Sequence[Any]], list[Any]]
+
 
 class EntityLoader:
-    """Builds ``model`` objects from rows of ``core_select(model)``; one per model."""
+    """Builds ``model`` objects from rows of ``select()``; one per model."""
 
     def __init__(self, model: type[Any]) -> None:
         configure_mappers()
@@ -42,12 +51,15 @@ class EntityLoader:
 
     def load(self, session: Session, statement: Any, params: Any = None) -> list[Any]:
         """Run ``statement`` (built on ``select()``) in ``session`` and return entities."""
-        if session.autoflush:
-            session.flush()  # what a query's autoflush does; a no-op when nothing is pending
+        _autoflush(session)
         rows = session.connection().execute(statement, params).all()
+        return self.build(session, rows)
+
+    def build(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """Persistent entities for rows of ``select()`` whose values are already converted."""
         identity_map = session.identity_map
         if len(identity_map):
-            return self._load_into_held(session, rows)
+            return self._build_beside_held(session, rows)
         # A fresh unit of work holds nothing yet: no row can match a held identity, so
         # each row becomes a new persistent object, registered as the ORM's loader does.
         session_key, weak_map, held = session.hash_key, identity_map._wr, identity_map._dict
@@ -70,8 +82,8 @@ class EntityLoader:
             append(entity)
         return found
 
-    def _load_into_held(self, session: Session, rows: Any) -> list[Any]:
-        """``load`` for a session that already holds objects: a held identity wins."""
+    def _build_beside_held(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """``build`` for a session that already holds objects: a held identity wins."""
         identity_map = session.identity_map
         session_key = session.hash_key
         new_instance = self.manager.new_instance
@@ -90,3 +102,127 @@ class EntityLoader:
                 add(state, identity)
             found.append(entity)
         return found
+
+
+class PreparedLoad:
+    """A fixed ``select()``-based statement of a loader, compiled once per dialect."""
+
+    def __init__(self, loader: EntityLoader, statement: Select[Any]) -> None:
+        self.loader = loader
+        self.statement = statement
+        self._by_dialect: dict[Dialect, _Compiled] = {}
+
+    def load(self, session: Session, **params: Any) -> list[Any]:
+        """Run the statement with ``params`` in ``session`` and return entities."""
+        _autoflush(session)
+        connection = session.connection()
+        dialect = connection.dialect
+        compiled = self._by_dialect.get(dialect)
+        if compiled is None:
+            compiled = self._by_dialect[dialect] = _Compiled(self.loader, self.statement, dialect)
+        result = connection.exec_driver_sql(compiled.sql, compiled.parameters(params))
+        decoders = compiled.decoders
+        if decoders is None:  # the first run tells each column's driver type
+            decoders = compiled.decoders = compiled.decoders_for(result.cursor.description)
+        rows = result.all()
+        if rows and decoders:
+            columns: list[Any] = list(zip(*rows, strict=True))
+            for index, decoder in decoders:
+                columns[index] = decoder(columns[index])
+            rows = list(zip(*columns, strict=True))  # type: ignore[arg-type]
+        return self.loader.build(session, rows)
+
+
+class _Compiled:
+    """One dialect's form of a prepared load: driver SQL, parameter order and converters."""
+
+    def __init__(self, loader: EntityLoader, statement: Select[Any], dialect: Dialect) -> None:
+        self.loader = loader
+        self.dialect = dialect
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        binds = compiled.binds
+        self.positional = bool(dialect.positional)
+        self.names = list(compiled.positiontup or []) if self.positional else list(binds)
+        self.binders = {
+            name: binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.names
+        }
+        self.decoders: list[tuple[int, _ColumnDecoder]] | None = None
+
+    def decoders_for(
+        self, description: Sequence[Sequence[Any]]
+    ) -> list[tuple[int, _ColumnDecoder]]:
+        """The converter of each column that needs one, given the driver's type codes."""
+        found = []
+        for index, (column, described) in enumerate(
+            zip(self.loader.columns, description, strict=True)
+        ):
+            decoder = _ColumnDecoder.for_type(column.type, self.dialect, described[1])
+            if decoder is not None:
+                found.append((index, decoder))
+        return found
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        """Driver parameters for ``values``: bound by each parameter's type, in dialect form."""
+        bound = {}
+        for name in self.names:
+            binder = self.binders[name]
+            bound[name] = binder(values[name]) if binder is not None else values[name]
+        return tuple(bound[name] for name in self.names) if self.positional else bound
+
+
+class _ColumnDecoder:
+    """Converts one column of driver values with the column type's result processing.
+
+    A column of few distinct values (a session's id, the created_at of rows written
+    together) converts each distinct value once; otherwise the type's whole-column
+    processor runs when it has one, else its per-value one.
+    """
+
+    def __init__(self, one: Decoder, whole: ColumnProcessor | None) -> None:
+        self.one = one
+        self.whole = whole
+
+    @classmethod
+    def for_type(cls, column_type: Any, dialect: Dialect, coltype: Any) -> _ColumnDecoder | None:
+        is_enum = isinstance(column_type, Enum) and column_type.enum_class is not None
+        if is_enum and not column_type.native_enum:  # VARCHAR of member values everywhere
+            lookup = _EnumLookup(column_type).__getitem__
+            return cls(lookup, lambda values: list(map(lookup, values)))
+        one = column_type.dialect_impl(dialect).result_processor(dialect, coltype)
+        if one is None:
+            return None
+        column_form = getattr(column_type, "column_result_processor", None)
+        return cls(one, column_form(dialect) if column_form is not None else None)
+
+    def __call__(self, values: Sequence[Any]) -> list[Any]:
+        try:
+            distinct = set(values)
+        except TypeError:  # unhashable values (JSON documents)
+            distinct = None
+        if distinct is not None and len(distinct) * 2 <= len(values):
+            table = {value: self.one(value) for value in distinct}
+            return list(map(table.__getitem__, values))
+        if self.whole is not None:
+            return self.whole(values)
+        return list(map(self.one, values))
+
+
+class _EnumLookup(dict[Any, Any]):
+    """Stored value -> enum member, as a C-level ``__getitem__`` (no Python call per value)."""
+
+    def __init__(self, column_type: Enum) -> None:
+        enum_class = column_type.enum_class
+        assert enum_class is not None
+        super().__init__({str(member.value): member for member in enum_class})
+        self[None] = None
+        self.name = enum_class.__name__
+
+    def __missing__(self, key: Any) -> Any:
+        raise LookupError(f"{key!r} is not a stored value of {self.name}")
+
+
+def _autoflush(session: Session) -> None:
+    if session.autoflush:
+        session.flush()  # what a query's autoflush does; a no-op when nothing is pending

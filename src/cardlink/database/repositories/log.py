@@ -18,7 +18,7 @@ from ..models.base import check_value, coerce_enum
 from ..status_words import error_condition
 from ..types import json_safe, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
-from .fast_load import EntityLoader
+from .fast_load import EntityLoader, PreparedLoad
 from .log_batch import ROW_COLUMNS, from_prepared_dict, naive_utc, prepare_row, write_rows
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
@@ -29,11 +29,12 @@ EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
 
 _LOADER = EntityLoader(CommLog)
 _LOGS = CommLog.__table__.c
-#: ``find_by_session`` without extras, built once so its cache key is computed once.
-_BY_SESSION = (
+#: ``find_by_session`` without extras: compiled once per dialect, run as driver SQL.
+_BY_SESSION = PreparedLoad(
+    _LOADER,
     _LOADER.select()
     .where(_LOGS.session_id == bindparam("session_id"))
-    .order_by(_LOGS.timestamp, _LOGS.id)
+    .order_by(_LOGS.timestamp, _LOGS.id),
 )
 
 
@@ -334,12 +335,11 @@ class LogRepository(BaseRepository[CommLog]):
             statement = statement.order_by(CommLog.timestamp, CommLog.id)
             return self._scalars(_slice(statement, limit, offset))
         if condition is None and limit is None and not offset:
-            statement, params = _BY_SESSION, {"session_id": key}
-        else:
-            statement = _LOADER.select().where(_LOGS.session_id == key)
-            if condition is not None:
-                statement = statement.where(condition)
-            statement = _slice(statement.order_by(_LOGS.timestamp, _LOGS.id), limit, offset)
-            params = None
+            with translated_errors():
+                return _BY_SESSION.load(self.session, session_id=key)
+        statement = _LOADER.select().where(_LOGS.session_id == key)
+        if condition is not None:
+            statement = statement.where(condition)
+        statement = _slice(statement.order_by(_LOGS.timestamp, _LOGS.id), limit, offset)
         with translated_errors():
-            return _LOADER.load(self.session, statement, params)
+            return _LOADER.load(self.session, statement)
