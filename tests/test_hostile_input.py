@@ -218,6 +218,18 @@ def test_find_by_raises_only_documented_errors_and_matches_exactly(
                         assert getattr(device, field).lower().rstrip() == value.lower().rstrip()
 
 
+def test_a_filter_value_of_the_wrong_type_is_a_validation_error_naming_the_field(
+    seeded: DatabaseManager,
+) -> None:
+    """Found by hypothesis: a huge int for a text field reached sqlite3, which overflowed."""
+    with UnitOfWork(seeded) as uow:
+        with pytest.raises(ValidationError, match=r"^devices\.imei must be text, got int$"):
+            uow.devices.find_by(imei=-28049013682362310656)
+        with pytest.raises(ValidationError, match=r"devices\.name must be text"):
+            uow.devices.count_by(name=3.5)
+        assert uow.devices.find_by(imei="not stored") == []
+
+
 @settings_for_db
 @given(
     page=st.integers(min_value=-3, max_value=2**80),

@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient
 from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import Base
-from ..models.base import coerce_enum
+from ..models.base import check_value, coerce_enum
 from ..types import GUID, json_safe, to_uuid
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ class BaseRepository(Generic[ModelT]):
             return coerce_enum(column_type.enum_class, value, f"{self.entity_type}.{column.key}")
         if isinstance(column_type, GUID) and value is not None:
             return to_uuid(value)
+        if value is not None:  # the wrong type never reaches the driver (it may overflow there)
+            check_value(self.model.__tablename__, column.property.columns[0], value)
         return value
 
     def _where(self, statement: Select[Any], filters: dict[str, Any]) -> Select[Any]:
