@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Column, bindparam, select, text, update
+from sqlalchemy import Column, String, bindparam, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -221,7 +221,9 @@ class TableWriter:
         if dialect.name != "postgresql":
             return set(self._run(select(column).where(column.in_(values)), None, what).scalars())
         quote = dialect.identifier_preparer.quote
-        name, array_type = quote(column.name), f"{column.type.compile(dialect)}[]"
+        # TEXT, not VARCHAR(n): a cast to a bounded type would cut a longer value short.
+        item_type = "TEXT" if isinstance(column.type, String) else column.type.compile(dialect)
+        name, array_type = quote(column.name), f"{item_type}[]"
         statement = text(
             f"SELECT {name} FROM {quote(column.table.name)} "
             f"WHERE {name} = ANY(CAST(:wanted AS {array_type}))"
