@@ -7,19 +7,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from .app import fail
+
+if TYPE_CHECKING:  # rich is imported only when something is drawn: it slows every start-up
+    from rich.progress import Progress, TaskID
 
 #: Progress appears only for work that has already taken this long.
 PROGRESS_DELAY_SECONDS = 1.0
@@ -75,6 +70,15 @@ class RowProgress:
         self._progress.update(self._task, completed=done, description=description)
 
     def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         total = sum(self._totals.values()) or None
         self._progress = Progress(
             TextColumn("{task.description}"),
@@ -107,5 +111,7 @@ def working(message: str) -> Iterator[None]:
     if not stderr_is_terminal():
         yield
         return
+    from rich.console import Console
+
     with Console(stderr=True, force_terminal=True).status(message):
         yield

@@ -6,8 +6,6 @@ import json
 from datetime import timedelta
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from ..types import utcnow
 from .app import CliState, cli, fail
@@ -116,6 +114,9 @@ def stats(state: CliState, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    from rich.console import Console  # only here: importing rich slows every command's start
+    from rich.table import Table
+
     table = Table(title="Database Statistics")
     table.add_column("Table")
     table.add_column("Rows", justify="right")
