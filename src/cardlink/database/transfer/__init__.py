@@ -2,7 +2,8 @@
 
 JSON is written and read incrementally, a page of rows at a time, so memory stays
 bounded whatever the size of the database; YAML is loaded whole on import and is
-meant for small databases. See ``formats`` for the document layout.
+meant for small databases. See ``formats`` for the document layout and how values
+are read back, ``encoding`` for how they are written.
 """
 
 from .exporter import DataExporter

@@ -13,14 +13,13 @@ from sqlalchemy.dialects import mysql
 
 from ..exceptions import ValidationError, translated_errors
 from ..types import GUID, utcnow
+from .encoding import RowEncoder, format_datetime
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
     PSK_COLUMN,
     ExportFormat,
-    RowEncoder,
     coerce_format,
-    format_datetime,
     primary_key,
     resolve_tables,
     table_for,
@@ -34,6 +33,7 @@ VERSION_TABLE = "alembic_version"
 
 #: Document rows joined into one ``write`` of the JSON export (bounded text, few calls).
 ROWS_PER_WRITE = 64
+
 #: ``progress(table, rows_done)`` after every page written.
 Progress = Callable[[str, int], Any]
 
