@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Dialect, Enum, Select, inspect, select
 from sqlalchemy.orm import Session, configure_mappers
@@ -105,12 +106,14 @@ class EntityLoader:
 
 
 class PreparedLoad:
-    """A fixed ``select()``-based statement of a loader, compiled once per dialect."""
+    """A fixed ``select()``-based statement of a loader (plain bound parameters, no
+    expanding ``IN``), compiled once per dialect."""
 
     def __init__(self, loader: EntityLoader, statement: Select[Any]) -> None:
         self.loader = loader
         self.statement = statement
-        self._by_dialect: dict[Dialect, _Compiled] = {}
+        # Per engine's dialect, kept only while that engine lives.
+        self._by_dialect: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
     def load(self, session: Session, **params: Any) -> list[Any]:
         """Run the statement with ``params`` in ``session`` and return entities."""
@@ -123,7 +126,8 @@ class PreparedLoad:
         result = connection.exec_driver_sql(compiled.sql, compiled.parameters(params))
         decoders = compiled.decoders
         if decoders is None:  # the first run tells each column's driver type
-            decoders = compiled.decoders = compiled.decoders_for(result.cursor.description)
+            description = result.cursor.description
+            decoders = compiled.decoders = compiled.decoders_for(dialect, description)
         rows = result.all()
         if rows and decoders:
             columns: list[Any] = list(zip(*rows, strict=True))
@@ -137,8 +141,7 @@ class _Compiled:
     """One dialect's form of a prepared load: driver SQL, parameter order and converters."""
 
     def __init__(self, loader: EntityLoader, statement: Select[Any], dialect: Dialect) -> None:
-        self.loader = loader
-        self.dialect = dialect
+        self.columns = loader.columns
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         binds = compiled.binds
@@ -151,14 +154,12 @@ class _Compiled:
         self.decoders: list[tuple[int, _ColumnDecoder]] | None = None
 
     def decoders_for(
-        self, description: Sequence[Sequence[Any]]
+        self, dialect: Dialect, description: Sequence[Sequence[Any]]
     ) -> list[tuple[int, _ColumnDecoder]]:
         """The converter of each column that needs one, given the driver's type codes."""
         found = []
-        for index, (column, described) in enumerate(
-            zip(self.loader.columns, description, strict=True)
-        ):
-            decoder = _ColumnDecoder.for_type(column.type, self.dialect, described[1])
+        for index, (column, described) in enumerate(zip(self.columns, description, strict=True)):
+            decoder = _ColumnDecoder.for_type(column.type, dialect, described[1])
             if decoder is not None:
                 found.append((index, decoder))
         return found
