@@ -23,17 +23,11 @@ from sqlalchemy import JSON, Boolean, Enum, Float, Integer, String, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from .types import GUID, UTCDateTime, to_utc, to_uuid
+from .types import GUID, UTCDateTime, naive_utc, to_uuid
 
 Convert = Callable[[Any], Any]
 _UTC = timezone.utc
 _combine = datetime.combine
-
-
-def _naive_utc(value: datetime) -> datetime:
-    if value.__class__ is not datetime or value.tzinfo is not _UTC:
-        value = to_utc(value)
-    return datetime.combine(value, value.time())
 
 
 def _text_time(value: datetime | None) -> str | None:
@@ -43,11 +37,11 @@ def _text_time(value: datetime | None) -> str | None:
         return None
     if value.__class__ is datetime and value.tzinfo is _UTC:  # naive formats 40% faster
         return _combine(value, value.time()).isoformat(" ", "microseconds")
-    return _naive_utc(value).isoformat(" ", "microseconds")
+    return naive_utc(value).isoformat(" ", "microseconds")
 
 
 def _server_time(value: datetime | None) -> datetime | None:
-    return None if value is None else _naive_utc(value)
+    return None if value is None else naive_utc(value)
 
 
 def _remembering_last(convert: Convert) -> Convert:

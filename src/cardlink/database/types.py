@@ -31,6 +31,16 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def naive_utc(value: datetime) -> datetime:
+    """The naive UTC form timestamps are stored in; naive input counts as local time.
+
+    ``combine`` is several times faster than ``replace(tzinfo=None)`` on bulk paths.
+    """
+    if value.__class__ is not datetime or value.tzinfo is not timezone.utc:
+        value = to_utc(value)  # refuses a non-datetime
+    return datetime.combine(value, value.time())
+
+
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
@@ -393,6 +403,7 @@ __all__ = [
     "UTCDateTime",
     "enum_column",
     "json_safe",
+    "naive_utc",
     "to_plain",
     "to_utc",
     "to_uuid",

@@ -16,10 +16,10 @@ from ..exceptions import ValidationError, translated_errors
 from ..models import CommDirection, CommLog
 from ..models.base import check_value, coerce_enum
 from ..status_words import error_condition
-from ..types import json_safe, to_utc, to_uuid, utcnow
+from ..types import json_safe, naive_utc, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
 from .fast_load import EntityLoader, PreparedLoad
-from .log_batch import ROW_COLUMNS, from_prepared_dict, naive_utc, prepare_row, write_rows
+from .log_batch import ROW_COLUMNS, from_prepared_dict, prepare_row, write_rows
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 

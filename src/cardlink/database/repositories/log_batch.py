@@ -29,6 +29,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ..models import CommDirection
+from ..types import naive_utc
 
 #: Columns of a prepared row, then the two timestamps every row gets at write time.
 ROW_COLUMNS = (
@@ -45,7 +46,6 @@ INSERT_COLUMNS = (*ROW_COLUMNS, "created_at", "updated_at")
 
 _UTC = timezone.utc
 _UUID = uuid.UUID
-_combine = datetime.combine
 _RESPONSE = CommDirection.RESPONSE
 _HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")
 _MESSAGE_LENGTH = 255
@@ -59,13 +59,6 @@ _DIRECTION_VALUES = {member: str(member.value) for member in CommDirection}
 
 #: Status words already seen, as given -> normalized (bounded: only valid 4-digit words enter).
 _STATUS_WORDS: dict[str, str] = {}
-
-
-def naive_utc(value: datetime) -> datetime:
-    """Naive UTC for an aware or (local-time) naive datetime; ``combine`` beats ``replace``."""
-    if value.tzinfo is not _UTC:
-        value = value.astimezone(_UTC)
-    return _combine(value, value.time())
 
 
 def _status_word(word: str) -> str | None:
