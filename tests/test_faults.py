@@ -245,7 +245,7 @@ def test_idle_pooled_connection_killed_by_the_server_is_replaced_transparently(
 ) -> None:
     with UnitOfWork(manager) as uow:
         uow.devices.create(Device(id="FIRST", device_type=DeviceType.PHONE))
-        _kill_from_server(manager, uow)  # killed after use; the pool keeps the dead connection
+        _kill_from_server(manager, uow)  # killed while this unit of work holds it
     with UnitOfWork(manager) as uow:  # the failed close already dropped it from the pool
         uow.devices.create(Device(id="SECOND", device_type=DeviceType.PHONE))
         uow.commit()

@@ -115,16 +115,10 @@ def purge(connection: Connection, tables: set[str], cutoff: datetime) -> dict[st
         deleted["logs"] = connection.execute(
             delete(CommLog).where(condition).execution_options(synchronize_session=False)
         ).rowcount
-    if "sessions" in tables:
-        deleted["sessions"] = connection.execute(
-            delete(OTASession)
-            .where(_age(OTASession) < cutoff)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if "tests" in tables:
-        deleted["tests"] = connection.execute(
-            delete(TestResult)
-            .where(_age(TestResult) < cutoff)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+    for name, model in (("sessions", OTASession), ("tests", TestResult)):
+        if name in tables:
+            statement = delete(model).where(_age(model) < cutoff)
+            deleted[name] = connection.execute(
+                statement.execution_options(synchronize_session=False)
+            ).rowcount
     return {name: deleted[name] for name in ("sessions", "logs", "tests") if name in deleted}
