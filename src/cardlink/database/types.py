@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime, timezone
+from itertools import repeat
+from operator import add
 from typing import Any
 
 import yaml
@@ -132,11 +134,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if getattr(for_dialect.impl_instance, "_storage_format", None) != _SQLITE_FORMAT:
             return None
         one_by_one: Any = for_dialect.result_processor(dialect, None)
-        fromisoformat, in_utc = datetime.fromisoformat, "{}+00:00".format
+        fromisoformat, utc_offset = datetime.fromisoformat, repeat("+00:00")
 
         def process_column(values: Any) -> list[datetime | None]:
             try:
-                return list(map(fromisoformat, map(in_utc, values)))
+                return list(map(fromisoformat, map(add, values, utc_offset)))
             except (TypeError, ValueError):
                 return list(map(one_by_one, values))
 
