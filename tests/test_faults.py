@@ -198,7 +198,7 @@ def _kill_from_server(manager: DatabaseManager, uow: UnitOfWork) -> None:
 
 
 @servers_only
-@pytest.mark.parametrize("next_step", ["commit", "query", "log batch"])
+@pytest.mark.parametrize("next_step", ["commit", "query", "log batch", "logs read"])
 def test_connection_killed_by_the_server_raises_connection_error_and_the_next_unit_works(
     manager: DatabaseManager, next_step: str
 ) -> None:
@@ -211,9 +211,11 @@ def test_connection_killed_by_the_server_raises_connection_error_and_the_next_un
                 uow.commit()
             elif next_step == "query":
                 uow.devices.create(Device(id="LOST-2", device_type=DeviceType.MODEM))
-            else:  # the bulk path (COPY on PostgreSQL) meets the dead connection
+            elif next_step == "log batch":  # the bulk path (COPY on PostgreSQL)
                 uow.logs.add_log_batch([(session.id, "command", "00A4")] * 100)
                 uow.commit()
+            else:  # find_by_session reads on the driver's cursor
+                uow.logs.find_by_session(session.id)
     # Same process, same manager: the pool hands out a live connection again.
     with UnitOfWork(manager) as uow:
         assert uow.devices.count() == 0  # the killed unit of work was rolled back

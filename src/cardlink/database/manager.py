@@ -13,6 +13,7 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from . import driver
 from .config import DatabaseConfig
 from .crypto import PSKCipher
 from .exceptions import ConnectionError, DatabaseError, IntegrityError, translated_errors
@@ -257,4 +258,4 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front, so concurrent writers wait on the busy
         # timeout instead of failing with "database is locked" when a read upgrades.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        driver.execute(connection, "BEGIN IMMEDIATE")

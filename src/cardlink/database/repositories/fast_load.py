@@ -12,20 +12,23 @@ already holds returns that object unchanged, as a query without
 JSON columns) go through the ORM instead.
 
 ``PreparedLoad`` goes one step further for a fixed statement run again and again:
-it is compiled once per dialect and run as driver SQL (still through the
-connection, so events, echo logging and error wrapping apply), and the values are
-converted column by column with each column type's own result processing.
+it is compiled once per dialect, run on the driver's cursor (``driver.fetch_all``:
+listeners and SQL logging still see it), and the values are converted column by
+column with each column type's own result processing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Dialect, Enum, Select, inspect, select
 from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.orm.state import InstanceState
+
+from .. import driver
 
 Decoder = Callable[[Any], Any]
 ColumnProcessor = Callable[[Sequence[Any]], list[Any]]
@@ -45,6 +48,7 @@ class EntityLoader:
         self.key_index = self.columns.index(key_column)
         self.manager = mapper.class_manager
         self.supported = not mapper.inherits and not self.manager.dispatch.load
+        self._build_new = _new_entities_builder(self.keys, self.key_index)
 
     def select(self) -> Select[Any]:
         """A Core SELECT of every column, in the order ``load`` expects."""
@@ -63,25 +67,15 @@ class EntityLoader:
             return self._build_beside_held(session, rows)
         # A fresh unit of work holds nothing yet: no row can match a held identity, so
         # each row becomes a new persistent object, registered as the ORM's loader does.
-        session_key, weak_map, held = session.hash_key, identity_map._wr, identity_map._dict
-        model, manager, keys, key_index = self.model, self.manager, self.keys, self.key_index
-        create: Any = model.__new__
-        state_for = InstanceState
-        found: list[Any] = []
-        append = found.append
-        for row in rows:
-            entity = create(model)
-            state = state_for(entity, manager)
-            values = entity.__dict__
-            values["_sa_instance_state"] = state
-            values.update(zip(keys, row, strict=False))
-            identity = (model, (row[key_index],), None)
-            state.key = identity
-            state.session_id = session_key
-            state._instance_dict = weak_map
-            held[identity] = state
-            append(entity)
-        return found
+        return self._build_new(
+            rows,
+            self.model,
+            self.manager,
+            InstanceState,
+            identity_map._dict,
+            identity_map._wr,
+            session.hash_key,
+        )
 
     def _build_beside_held(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
         """``build`` for a session that already holds objects: a held identity wins."""
@@ -105,13 +99,62 @@ class EntityLoader:
         return found
 
 
+#: The per-row loop of ``EntityLoader.build`` for a fresh session, as source: with the
+#: attribute names as constants each object's ``__dict__`` is one dict display, half
+#: the cost of ``dict(zip(keys, row))`` (the technique of ``collections.namedtuple``).
+_NEW_ENTITIES = """\
+def build_new(rows, model, manager, new_state, held, weak_map, session_key):
+    found = []
+    append = found.append
+    create = model.__new__
+    for {values} in rows:
+        entity = create(model)
+        state = new_state(entity, manager)
+        entity.__dict__ = {{"_sa_instance_state": state, {items}}}
+        identity = (model, ({key},), None)
+        state.key = identity
+        state.session_id = session_key
+        state._instance_dict = weak_map
+        held[identity] = state
+        append(entity)
+    return found
+"""
+
+
+def _new_entities_builder(keys: Sequence[str], key_index: int) -> Callable[..., list[Any]]:
+    """Compile the per-row loop for these attribute names (mapped names are identifiers)."""
+    if not all(key.isidentifier() for key in keys):
+        raise ValueError(f"not attribute names: {list(keys)!r}")
+    names = [f"v{index}" for index in range(len(keys))]
+    source = _NEW_ENTITIES.format(
+        values="(" + "".join(f"{name}, " for name in names) + ")",
+        items=", ".join(f"{key!r}: {name}" for key, name in zip(keys, names, strict=True)),
+        key=names[key_index],
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<entity builder {', '.join(keys)}>", "exec"), namespace)
+    built: Callable[..., list[Any]] = namespace["build_new"]
+    return built
+
+
 class PreparedLoad:
     """A fixed ``select()``-based statement of a loader (plain bound parameters, no
-    expanding ``IN``), compiled once per dialect."""
+    expanding ``IN``), compiled once per dialect.
 
-    def __init__(self, loader: EntityLoader, statement: Select[Any]) -> None:
+    ``pinned`` maps a column the WHERE clause holds equal to a parameter onto that
+    parameter (``{"session_id": "session_id"}``): every row carries the parameter's
+    value, given in the column's Python type, so the column is not converted per row.
+    """
+
+    def __init__(
+        self, loader: EntityLoader, statement: Select[Any], *, pinned: dict[str, str] | None = None
+    ) -> None:
         self.loader = loader
         self.statement = statement
+        self.pinned = [
+            (loader.columns.index(loader.table.c[column]), parameter)
+            for column, parameter in (pinned or {}).items()
+        ]
         # Per engine's dialect, kept only while that engine lives.
         self._by_dialect: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
@@ -123,18 +166,19 @@ class PreparedLoad:
         compiled = self._by_dialect.get(dialect)
         if compiled is None:
             compiled = self._by_dialect[dialect] = _Compiled(self.loader, self.statement, dialect)
-        result = connection.exec_driver_sql(compiled.sql, compiled.parameters(params))
+        description, rows = driver.fetch_all(connection, compiled.sql, compiled.parameters(params))
+        if not rows:
+            return []
         decoders = compiled.decoders
         if decoders is None:  # the first run tells each column's driver type
-            description = result.cursor.description
-            decoders = compiled.decoders = compiled.decoders_for(dialect, description)
-        rows = result.all()
-        if rows and decoders:
-            columns: list[Any] = list(zip(*rows, strict=True))
-            for index, decoder in decoders:
-                columns[index] = decoder(columns[index])
-            rows = list(zip(*columns, strict=True))  # type: ignore[arg-type]
-        return self.loader.build(session, rows)
+            skipped = {index for index, _ in self.pinned}
+            decoders = compiled.decoders = compiled.decoders_for(dialect, description, skipped)
+        columns: list[Any] = list(zip(*rows, strict=True))
+        for index, parameter in self.pinned:
+            columns[index] = repeat(params[parameter], len(rows))
+        for index, decoder in decoders:
+            columns[index] = decoder(columns[index])
+        return self.loader.build(session, zip(*columns, strict=True))
 
 
 class _Compiled:
@@ -154,11 +198,13 @@ class _Compiled:
         self.decoders: list[tuple[int, _ColumnDecoder]] | None = None
 
     def decoders_for(
-        self, dialect: Dialect, description: Sequence[Sequence[Any]]
+        self, dialect: Dialect, description: Sequence[Sequence[Any]], skipped: set[int]
     ) -> list[tuple[int, _ColumnDecoder]]:
         """The converter of each column that needs one, given the driver's type codes."""
         found = []
         for index, (column, described) in enumerate(zip(self.columns, description, strict=True)):
+            if index in skipped:
+                continue
             decoder = _ColumnDecoder.for_type(column.type, dialect, described[1])
             if decoder is not None:
                 found.append((index, decoder))
@@ -199,7 +245,8 @@ class _ColumnDecoder:
 
     def __call__(self, values: Sequence[Any]) -> list[Any]:
         try:
-            distinct = set(values)
+            # Only a column whose first values repeat is worth a set of all of them.
+            distinct = set(values) if len(set(values[:8])) <= 4 else None
         except TypeError:  # unhashable values (JSON documents)
             distinct = None
         if distinct is not None and len(distinct) * 2 <= len(values):

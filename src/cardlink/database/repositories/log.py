@@ -29,12 +29,13 @@ EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
 
 _LOADER = EntityLoader(CommLog)
 _LOGS = CommLog.__table__.c
-#: ``find_by_session`` without extras: compiled once per dialect, run as driver SQL.
+#: ``find_by_session`` without extras: compiled once per dialect, run on the driver's cursor.
 _BY_SESSION = PreparedLoad(
     _LOADER,
     _LOADER.select()
     .where(_LOGS.session_id == bindparam("session_id"))
     .order_by(_LOGS.timestamp, _LOGS.id),
+    pinned={"session_id": "session_id"},
 )
 
 
