@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -48,7 +49,7 @@ class EntityLoader:
         self.key_index = self.columns.index(key_column)
         self.manager = mapper.class_manager
         self.supported = not mapper.inherits and not self.manager.dispatch.load
-        self._build_new = _new_entities_builder(self.keys, self.key_index)
+        self.plain = RowBuilder(self)
 
     def select(self) -> Select[Any]:
         """A Core SELECT of every column, in the order ``load`` expects."""
@@ -60,15 +61,26 @@ class EntityLoader:
         rows = session.connection().execute(statement, params).all()
         return self.build(session, rows)
 
-    def build(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
-        """Persistent entities for rows of ``select()`` whose values are already converted."""
+    def build(
+        self,
+        session: Session,
+        rows: Sequence[Sequence[Any]],
+        builder: RowBuilder | None = None,
+        columns: Sequence[Sequence[Any]] = (),
+        pinned: Sequence[Any] = (),
+    ) -> list[Any]:
+        """Persistent entities for rows of ``select()``: of converted values, or of driver
+        values with ``builder``'s columns converted apart (``columns``, ``pinned``)."""
+        builder = builder or self.plain
         identity_map = session.identity_map
         if len(identity_map):
-            return self._build_beside_held(session, rows)
+            return self._build_beside_held(session, builder.merged(rows, columns, pinned))
         # A fresh unit of work holds nothing yet: no row can match a held identity, so
         # each row becomes a new persistent object, registered as the ORM's loader does.
-        return self._build_new(
+        return builder.new_entities(
             rows,
+            columns,
+            pinned,
             self.model,
             self.manager,
             InstanceState,
@@ -99,15 +111,45 @@ class EntityLoader:
         return found
 
 
-#: The per-row loop of ``EntityLoader.build`` for a fresh session, as source: with the
-#: attribute names as constants each object's ``__dict__`` is one dict display, half
-#: the cost of ``dict(zip(keys, row))`` (the technique of ``collections.namedtuple``).
-_NEW_ENTITIES = """\
-def build_new(rows, model, manager, new_state, held, weak_map, session_key):
+class RowBuilder:
+    """Builds new persistent objects from rows whose ``decoded`` columns come converted
+    apart, as whole columns, and whose ``pinned`` columns hold one value for all rows.
+
+    The per-row loop is compiled for the loader's attribute names: each object's
+    ``__dict__`` is then one dict display, half the cost of ``dict(zip(keys, row))``
+    (the technique of ``collections.namedtuple``), and converted values join the row
+    without transposing all of it.
+    """
+
+    def __init__(
+        self, loader: EntityLoader, decoded: Sequence[int] = (), pinned: Sequence[int] = ()
+    ) -> None:
+        self.decoded = list(decoded)
+        self.pinned = list(pinned)
+        self.new_entities = _compile_loop(loader.keys, loader.key_index, self.decoded, self.pinned)
+
+    def merged(
+        self, rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]], pinned: Sequence[Any]
+    ) -> Iterable[Sequence[Any]]:
+        """The rows with every value converted, for the path beside held objects."""
+        if not self.decoded and not self.pinned:
+            return rows
+        merged: list[Any] = list(zip(*rows, strict=True))
+        for index, column in zip(self.decoded, columns, strict=True):
+            merged[index] = column
+        for index, value in zip(self.pinned, pinned, strict=True):
+            merged[index] = repeat(value, len(rows))
+        return zip(*merged, strict=True)
+
+
+_LOOP = """\
+def new_entities(rows, columns, pinned, model, manager, new_state, held, weak_map, session_key):
+    ({columns}) = columns
+    ({pinned}) = pinned
     found = []
     append = found.append
     create = model.__new__
-    for {values} in rows:
+    for {target} in {source}:
         entity = create(model)
         state = new_state(entity, manager)
         entity.__dict__ = {{"_sa_instance_state": state, {items}}}
@@ -121,20 +163,28 @@ def build_new(rows, model, manager, new_state, held, weak_map, session_key):
 """
 
 
-def _new_entities_builder(keys: Sequence[str], key_index: int) -> Callable[..., list[Any]]:
-    """Compile the per-row loop for these attribute names (mapped names are identifiers)."""
+def _compile_loop(
+    keys: Sequence[str], key_index: int, decoded: Sequence[int], pinned: Sequence[int]
+) -> Callable[..., list[Any]]:
+    """``RowBuilder``'s loop for these attribute names (mapped names are identifiers)."""
     if not all(key.isidentifier() for key in keys):
         raise ValueError(f"not attribute names: {list(keys)!r}")
-    names = [f"v{index}" for index in range(len(keys))]
-    source = _NEW_ENTITIES.format(
-        values="(" + "".join(f"{name}, " for name in names) + ")",
-        items=", ".join(f"{key!r}: {name}" for key, name in zip(keys, names, strict=True)),
-        key=names[key_index],
+    value = {index: f"v{index}" for index in range(len(keys))}
+    value.update({index: f"d{index}" for index in decoded})
+    value.update({index: f"p{index}" for index in pinned})
+    row = "(" + "".join(f"v{index}, " for index in range(len(keys))) + ")"
+    source = _LOOP.format(
+        columns="".join(f"c{index}, " for index in decoded),
+        pinned="".join(f"p{index}, " for index in pinned),
+        target=row + "".join(f", d{index}" for index in decoded),
+        source=f"zip(rows, {', '.join(f'c{index}' for index in decoded)})" if decoded else "rows",
+        items=", ".join(f"{key!r}: {value[index]}" for index, key in enumerate(keys)),
+        key=value[key_index],
     )
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<entity builder {', '.join(keys)}>", "exec"), namespace)
-    built: Callable[..., list[Any]] = namespace["build_new"]
-    return built
+    exec(compile(source, f"<row builder {', '.join(keys)}>", "exec"), namespace)
+    loop: Callable[..., list[Any]] = namespace["new_entities"]
+    return loop
 
 
 class PreparedLoad:
@@ -169,23 +219,19 @@ class PreparedLoad:
         description, rows = driver.fetch_all(connection, compiled.sql, compiled.parameters(params))
         if not rows:
             return []
-        decoders = compiled.decoders
-        if decoders is None:  # the first run tells each column's driver type
-            skipped = {index for index, _ in self.pinned}
-            decoders = compiled.decoders = compiled.decoders_for(dialect, description, skipped)
-        columns: list[Any] = list(zip(*rows, strict=True))
-        for index, parameter in self.pinned:
-            columns[index] = repeat(params[parameter], len(rows))
-        for index, decoder in decoders:
-            columns[index] = decoder(columns[index])
-        return self.loader.build(session, zip(*columns, strict=True))
+        if compiled.builder is None:  # the first run tells each column's driver type
+            compiled.plan(dialect, description, [index for index, _ in self.pinned])
+        assert compiled.builder is not None
+        columns = [decoder(list(map(column_of, rows))) for column_of, decoder in compiled.decoders]
+        pinned = [params[parameter] for _, parameter in self.pinned]
+        return self.loader.build(session, rows, compiled.builder, columns, pinned)
 
 
 class _Compiled:
     """One dialect's form of a prepared load: driver SQL, parameter order and converters."""
 
     def __init__(self, loader: EntityLoader, statement: Select[Any], dialect: Dialect) -> None:
-        self.columns = loader.columns
+        self.loader = loader
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         binds = compiled.binds
@@ -195,20 +241,22 @@ class _Compiled:
             name: binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self.names
         }
-        self.decoders: list[tuple[int, _ColumnDecoder]] | None = None
+        self.decoders: list[tuple[Callable[[Sequence[Any]], Any], _ColumnDecoder]] = []
+        self.builder: RowBuilder | None = None
 
-    def decoders_for(
-        self, dialect: Dialect, description: Sequence[Sequence[Any]], skipped: set[int]
-    ) -> list[tuple[int, _ColumnDecoder]]:
-        """The converter of each column that needs one, given the driver's type codes."""
-        found = []
-        for index, (column, described) in enumerate(zip(self.columns, description, strict=True)):
-            if index in skipped:
-                continue
+    def plan(
+        self, dialect: Dialect, description: Sequence[Sequence[Any]], pinned: list[int]
+    ) -> None:
+        """Choose the converter of each column that needs one, given the driver's type
+        codes (pinned columns need none), and the loop that builds objects with them."""
+        decoded = []
+        columns = zip(self.loader.columns, description, strict=True)
+        for index, (column, described) in enumerate(columns):
             decoder = _ColumnDecoder.for_type(column.type, dialect, described[1])
-            if decoder is not None:
-                found.append((index, decoder))
-        return found
+            if decoder is not None and index not in pinned:
+                decoded.append(index)
+                self.decoders.append((itemgetter(index), decoder))
+        self.builder = RowBuilder(self.loader, decoded, pinned)
 
     def parameters(self, values: dict[str, Any]) -> Any:
         """Driver parameters for ``values``: bound by each parameter's type, in dialect form."""
