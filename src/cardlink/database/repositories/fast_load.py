@@ -112,8 +112,9 @@ class EntityLoader:
 
 
 class RowBuilder:
-    """Builds new persistent objects from rows whose ``decoded`` columns come converted
-    apart, as whole columns, and whose ``pinned`` columns hold one value for all rows.
+    """Builds new persistent objects from rows that hold every column but the ``pinned``
+    ones (one value for all rows, given apart), with the ``decoded`` columns also given
+    apart, converted as whole columns.
 
     The per-row loop is compiled for the loader's attribute names: each object's
     ``__dict__`` is then one dict display, half the cost of ``dict(zip(keys, row))``
@@ -124,19 +125,25 @@ class RowBuilder:
     def __init__(
         self, loader: EntityLoader, decoded: Sequence[int] = (), pinned: Sequence[int] = ()
     ) -> None:
+        self.width = len(loader.keys)
+        self.selected = [index for index in range(self.width) if index not in pinned]
         self.decoded = list(decoded)
         self.pinned = list(pinned)
-        self.new_entities = _compile_loop(loader.keys, loader.key_index, self.decoded, self.pinned)
+        self.new_entities = _compile_loop(
+            loader.keys, loader.key_index, self.selected, self.decoded, self.pinned
+        )
 
     def merged(
         self, rows: Sequence[Sequence[Any]], columns: Sequence[Sequence[Any]], pinned: Sequence[Any]
     ) -> Iterable[Sequence[Any]]:
-        """The rows with every value converted, for the path beside held objects."""
-        if not self.decoded and not self.pinned:
+        """Whole rows of converted values, for the path beside held objects."""
+        if (not self.decoded and not self.pinned) or not rows:
             return rows
-        merged: list[Any] = list(zip(*rows, strict=True))
-        for index, column in zip(self.decoded, columns, strict=True):
+        merged: list[Any] = [()] * self.width
+        for index, column in zip(self.selected, zip(*rows, strict=True), strict=True):
             merged[index] = column
+        for index, converted in zip(self.decoded, columns, strict=True):
+            merged[index] = converted
         for index, value in zip(self.pinned, pinned, strict=True):
             merged[index] = repeat(value, len(rows))
         return zip(*merged, strict=True)
@@ -164,15 +171,19 @@ def new_entities(rows, columns, pinned, model, manager, new_state, held, weak_ma
 
 
 def _compile_loop(
-    keys: Sequence[str], key_index: int, decoded: Sequence[int], pinned: Sequence[int]
+    keys: Sequence[str],
+    key_index: int,
+    selected: Sequence[int],
+    decoded: Sequence[int],
+    pinned: Sequence[int],
 ) -> Callable[..., list[Any]]:
     """``RowBuilder``'s loop for these attribute names (mapped names are identifiers)."""
     if not all(key.isidentifier() for key in keys):
         raise ValueError(f"not attribute names: {list(keys)!r}")
-    value = {index: f"v{index}" for index in range(len(keys))}
+    value = {index: f"v{index}" for index in selected}
     value.update({index: f"d{index}" for index in decoded})
     value.update({index: f"p{index}" for index in pinned})
-    row = "(" + "".join(f"v{index}, " for index in range(len(keys))) + ")"
+    row = "(" + "".join(f"v{index}, " for index in selected) + ")"
     source = _LOOP.format(
         columns="".join(f"c{index}, " for index in decoded),
         pinned="".join(f"p{index}, " for index in pinned),
@@ -192,19 +203,23 @@ class PreparedLoad:
     expanding ``IN``), compiled once per dialect.
 
     ``pinned`` maps a column the WHERE clause holds equal to a parameter onto that
-    parameter (``{"session_id": "session_id"}``): every row carries the parameter's
-    value, given in the column's Python type, so the column is not converted per row.
+    parameter (``{"session_id": "session_id"}``): every row would carry the
+    parameter's value, so the column is not selected and the objects get the value
+    as given (in the column's Python type).
     """
 
     def __init__(
         self, loader: EntityLoader, statement: Select[Any], *, pinned: dict[str, str] | None = None
     ) -> None:
         self.loader = loader
-        self.statement = statement
         self.pinned = [
             (loader.columns.index(loader.table.c[column]), parameter)
             for column, parameter in (pinned or {}).items()
         ]
+        skipped = {index for index, _ in self.pinned}
+        self.statement = statement.with_only_columns(
+            *(column for index, column in enumerate(loader.columns) if index not in skipped)
+        )
         # Per engine's dialect, kept only while that engine lives.
         self._by_dialect: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
@@ -247,16 +262,19 @@ class _Compiled:
     def plan(
         self, dialect: Dialect, description: Sequence[Sequence[Any]], pinned: list[int]
     ) -> None:
-        """Choose the converter of each column that needs one, given the driver's type
-        codes (pinned columns need none), and the loop that builds objects with them."""
-        decoded = []
-        columns = zip(self.loader.columns, description, strict=True)
-        for index, (column, described) in enumerate(columns):
-            decoder = _ColumnDecoder.for_type(column.type, dialect, described[1])
-            if decoder is not None and index not in pinned:
+        """Choose the converter of each selected column that needs one, given the driver's
+        type codes, and the loop that builds objects with them."""
+        columns = self.loader.columns
+        selected = [index for index in range(len(columns)) if index not in pinned]
+        decoded: list[int] = []
+        decoders: list[tuple[Callable[[Sequence[Any]], Any], _ColumnDecoder]] = []
+        for position, (index, described) in enumerate(zip(selected, description, strict=True)):
+            decoder = _ColumnDecoder.for_type(columns[index].type, dialect, described[1])
+            if decoder is not None:
                 decoded.append(index)
-                self.decoders.append((itemgetter(index), decoder))
-        self.builder = RowBuilder(self.loader, decoded, pinned)
+                decoders.append((itemgetter(position), decoder))
+        self.decoders = decoders
+        self.builder = RowBuilder(self.loader, decoded, pinned)  # last: it marks the plan done
 
     def parameters(self, values: dict[str, Any]) -> Any:
         """Driver parameters for ``values``: bound by each parameter's type, in dialect form."""
