@@ -10,8 +10,7 @@ reflection catches driver errors, and must keep seeing them.)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
 
@@ -48,19 +47,36 @@ class ConfigurationError(DatabaseError, ValueError):
     """The database configuration is unusable (bad URL, missing driver extra)."""
 
 
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    """Turn any SQLAlchemy error that the engine hook did not see into a ``DatabaseError``."""
-    try:
-        yield
-    except sa_exc.PendingRollbackError:
-        raise DatabaseError(
-            "this unit of work was rolled back by an earlier error; "
-            "call rollback() before reusing it"
-        ) from None
-    except sa_exc.SQLAlchemyError as error:
-        translated = translate_dbapi_error(error, url="the database")
-        raise (translated or DatabaseError(_first_line(error))) from error
+class _TranslatedErrors:
+    """The context manager behind :func:`translated_errors`; stateless, so one serves all
+    (a class, not ``@contextmanager``: it wraps every repository call, and costs a
+    fifth as much)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, sa_exc.PendingRollbackError):
+            raise DatabaseError(
+                "this unit of work was rolled back by an earlier error; "
+                "call rollback() before reusing it"
+            ) from None
+        if isinstance(error, sa_exc.SQLAlchemyError):
+            translated = translate_dbapi_error(error, url="the database")
+            raise (translated or DatabaseError(_first_line(error))) from error
+
+
+_TRANSLATED_ERRORS = _TranslatedErrors()
+
+
+def translated_errors() -> _TranslatedErrors:
+    """A ``with`` block in which any SQLAlchemy error becomes a ``DatabaseError``."""
+    return _TRANSLATED_ERRORS
 
 
 _DUPLICATE = re.compile(r"unique|duplicate", re.IGNORECASE)
