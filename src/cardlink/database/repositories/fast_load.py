@@ -288,21 +288,23 @@ class _Compiled:
 class _ColumnDecoder:
     """Converts one column of driver values with the column type's result processing.
 
-    A column of few distinct values (a session's id, the created_at of rows written
-    together) converts each distinct value once; otherwise the type's whole-column
-    processor runs when it has one, else its per-value one.
+    Enum members come from a lookup table. A column whose first values repeat (a
+    session's id, the created_at of rows written together) converts each distinct
+    value once, through a memo; otherwise the type's whole-column processor runs when
+    it has one, else its per-value one.
     """
 
-    def __init__(self, one: Decoder, whole: ColumnProcessor | None) -> None:
+    def __init__(self, one: Decoder, whole: ColumnProcessor | None, *, memo: bool = True) -> None:
         self.one = one
         self.whole = whole
+        self.memo = memo
 
     @classmethod
     def for_type(cls, column_type: Any, dialect: Dialect, coltype: Any) -> _ColumnDecoder | None:
         is_enum = isinstance(column_type, Enum) and column_type.enum_class is not None
         if is_enum and not column_type.native_enum:  # VARCHAR of member values everywhere
             lookup = _EnumLookup(column_type).__getitem__
-            return cls(lookup, lambda values: list(map(lookup, values)))
+            return cls(lookup, lambda values: list(map(lookup, values)), memo=False)
         one = column_type.dialect_impl(dialect).result_processor(dialect, coltype)
         if one is None:
             return None
@@ -310,17 +312,27 @@ class _ColumnDecoder:
         return cls(one, column_form(dialect) if column_form is not None else None)
 
     def __call__(self, values: Sequence[Any]) -> list[Any]:
-        try:
-            # Only a column whose first values repeat is worth a set of all of them.
-            distinct = set(values) if len(set(values[:8])) <= 4 else None
-        except TypeError:  # unhashable values (JSON documents)
-            distinct = None
-        if distinct is not None and len(distinct) * 2 <= len(values):
-            table = {value: self.one(value) for value in distinct}
-            return list(map(table.__getitem__, values))
+        if self.memo:
+            try:
+                if len(set(values[:8])) <= 4:
+                    return list(map(_Memo(self.one).__getitem__, values))
+            except TypeError:  # unhashable values (JSON documents)
+                pass
         if self.whole is not None:
             return self.whole(values)
         return list(map(self.one, values))
+
+
+class _Memo(dict[Any, Any]):
+    """Driver value -> converted value, converting each distinct value on first sight."""
+
+    def __init__(self, convert: Decoder) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.convert(key)
+        return value
 
 
 class _EnumLookup(dict[Any, Any]):
