@@ -45,6 +45,21 @@ def test_cursor_listeners_see_the_logs_query_and_get_the_same_logs(
         assert "BEGIN IMMEDIATE" in seen  # the unit of work's BEGIN is seen too
 
 
+def test_a_listener_on_the_unit_of_works_own_connection_sees_the_logs_query(
+    manager: DatabaseManager,
+) -> None:
+    session_id = _session_with_logs(manager, count=2)
+    seen: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with UnitOfWork(manager) as uow:
+        event.listen(uow.session.connection(), "before_cursor_execute", remember)
+        assert len(uow.logs.find_by_session(session_id)) == 2
+    assert any("FROM logs" in statement for statement in seen)
+
+
 def test_sql_logging_shows_the_logs_query(
     manager: DatabaseManager, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -47,15 +47,23 @@ def fetch_all(
 
 def statements_observed(connection: Connection) -> bool:
     """Whether a listener or a logger expects to see each statement run on ``connection``."""
-    events = connection.dispatch  # joined with the engine's listeners
+    engine = connection.engine
     dialect_events = connection.dialect.dispatch  # where engine-level error hooks live
-    return bool(
-        events.before_cursor_execute
-        or events.after_cursor_execute
-        or dialect_events.handle_error
+    engine_events = engine.dispatch
+    if (
+        dialect_events.handle_error
         or dialect_events.do_execute
-        or connection.engine.logger.isEnabledFor(logging.INFO)
-    )
+        or engine_events.before_cursor_execute
+        or engine_events.after_cursor_execute
+        or engine.logger.isEnabledFor(logging.INFO)
+    ):
+        return True
+    # Listeners on this one connection (or the Connection class) set the flag SQLAlchemy
+    # itself checks; looking into the connection's own listeners costs more.
+    if getattr(connection, "_has_events", True):
+        events = connection.dispatch
+        return bool(events.before_cursor_execute or events.after_cursor_execute)
+    return False
 
 
 def _run(
