@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
 import yaml
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from cardlink.database import (
     TABLE_NAMES,
@@ -348,3 +350,28 @@ def test_an_export_includes_writes_of_its_own_unit_of_work_not_yet_committed(man
     assert "pending" in [row["id"] for row in document["tables"]["devices"]]
     with UnitOfWork(manager) as uow:
         assert uow.logs.count() == 6 and not uow.devices.exists("pending")
+
+
+def test_keys_and_times_written_by_other_tools_export_in_the_canonical_form(manager):
+    """The export writes stored values straight out when they are in the package's own
+    form; any other form (upper-case hex, no microseconds) is read as its type first."""
+    session_id = uuid.uuid4()
+    stored = str(session_id) if manager.config.is_postgresql else session_id.hex.upper()
+    with manager.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, session_type, status, started_at, created_at, "
+                "updated_at) VALUES (:id, 'other tool', 'active', :at, :at, :at)"
+            ),
+            {"id": stored, "at": "2026-01-02 03:04:05"},
+        )
+    with UnitOfWork(manager) as uow:
+        ours = uow.sessions.create_session(session_type="ours")
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        document = json.loads(DataExporter(uow).export_all())
+    rows = {row["session_type"]: row for row in document["tables"]["sessions"]}
+    assert rows["other tool"]["id"] == str(session_id)
+    assert rows["other tool"]["started_at"] == "2026-01-02T03:04:05.000000+00:00"
+    assert rows["ours"]["id"] == str(ours.id)
+    assert rows["ours"]["created_at"] == ours.created_at.isoformat(timespec="microseconds")

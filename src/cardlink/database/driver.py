@@ -76,9 +76,9 @@ def _run(
         cursor.execute(sql, parameters)
         found = (cursor.description, cursor.fetchall()) if fetch else ((), [])
     except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, proxied.driver_connection, cursor)
         with suppress(Exception):  # a dead connection may refuse even this; report the first
             cursor.close()
-        lost = dialect.is_disconnect(error, proxied.driver_connection, cursor)
         if lost:
             connection.invalidate(error)
         raise sa_exc.DBAPIError.instance(

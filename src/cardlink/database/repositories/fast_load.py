@@ -12,9 +12,10 @@ already holds returns that object unchanged, as a query without
 JSON columns) go through the ORM instead.
 
 ``PreparedLoad`` goes one step further for a fixed statement run again and again:
-it is compiled once per dialect, run on the driver's cursor (``driver.fetch_all``:
-listeners and SQL logging still see it), and the values are converted column by
-column with each column type's own result processing.
+it is compiled once per dialect and run on the driver's cursor (``driver.fetch_all``:
+listeners and SQL logging still see it). A column pinned to a parameter is not
+selected; only the columns that need it are converted, each as a whole with its
+column type's own result processing, and ``RowBuilder`` joins them to the rows.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ class DataExporter:
         sort_key = _sort_key(table, dialect.name)
         key = primary_key(table)
         key_position = encode.names.index(key.name)
-        if sort_key is key and encode.columns[key_position] is key:
+        if sort_key is key:  # read as it is or in its stored form: either binds back as the key
             columns, last_position = encode.columns, key_position
         else:
             columns, last_position = [*encode.columns, sort_key.label("_sort_key")], -1
@@ -163,7 +163,7 @@ class DataExporter:
                 rows = connection.execute(statement).all()
             if not rows:
                 return
-            page = [encode(row) for row in rows]
+            page = encode.page(rows)
             more, last = len(rows) == self.page_size, rows[-1][last_position]
             del rows  # the driver's rows are not needed while the page is written
             yield page
