@@ -154,6 +154,11 @@ class DataExporter:
         else:
             columns, last_position = [*encode.columns, sort_key.label("_sort_key")], -1
         connection = session.connection()
+        if sort_key is not key and isinstance(key.type, GUID):
+            # MariaDB's native UUID: no index holds its text order, so a page query would
+            # sort the whole table each time. Sort once and stream the rows instead.
+            yield from self._streamed_pages(connection, select(*columns).order_by(sort_key), encode)
+            return
         last: Any = None
         while True:
             statement = select(*columns).order_by(sort_key).limit(self.page_size)
@@ -169,6 +174,23 @@ class DataExporter:
             yield page
             if not more:
                 return
+
+    def _streamed_pages(
+        self, connection: Connection, statement: Any, encode: RowEncoder
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of one statement read through a server-side cursor, a page at a time."""
+        streamed = statement.execution_options(stream_results=True, yield_per=self.page_size)
+        with translated_errors():
+            result = connection.execute(streamed)
+        try:
+            while True:
+                with translated_errors():
+                    rows = result.fetchmany(self.page_size)
+                if not rows:
+                    return
+                yield encode.page(rows)
+        finally:
+            result.close()  # also when the reader stops early: the connection is needed again
 
     def _write_json(
         self, stream: TextIO, header: dict[str, Any], names: list[str], progress: Progress | None
