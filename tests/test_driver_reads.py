@@ -72,24 +72,22 @@ def test_sql_logging_shows_the_logs_query(
     assert any("FROM logs" in record.getMessage() for record in caplog.records)
 
 
-def _hide_logs_table(manager: DatabaseManager) -> None:
+def _rename_table(manager: DatabaseManager, old: str, new: str) -> None:
     rename = (
-        "RENAME TABLE logs TO logs_hidden"
+        f"RENAME TABLE {old} TO {new}"
         if manager.config.backend == "mysql"
-        else "ALTER TABLE logs RENAME TO logs_hidden"
+        else f"ALTER TABLE {old} RENAME TO {new}"
     )
     with manager.engine.begin() as connection:
         connection.execute(text(rename))
+
+
+def _hide_logs_table(manager: DatabaseManager) -> None:
+    _rename_table(manager, "logs", "logs_hidden")
 
 
 def _restore_logs_table(manager: DatabaseManager) -> None:
-    rename = (
-        "RENAME TABLE logs_hidden TO logs"
-        if manager.config.backend == "mysql"
-        else "ALTER TABLE logs_hidden RENAME TO logs"
-    )
-    with manager.engine.begin() as connection:
-        connection.execute(text(rename))
+    _rename_table(manager, "logs_hidden", "logs")
 
 
 def test_a_driver_error_in_the_logs_query_is_a_database_error_and_the_unit_goes_on(
