@@ -127,7 +127,7 @@ class RowBuilder:
         self, loader: EntityLoader, decoded: Sequence[int] = (), pinned: Sequence[int] = ()
     ) -> None:
         self.width = len(loader.keys)
-        self.selected = [index for index in range(self.width) if index not in pinned]
+        self.selected = _selected_columns(self.width, pinned)
         self.decoded = list(decoded)
         self.pinned = list(pinned)
         self.new_entities = _compile_loop(
@@ -148,6 +148,12 @@ class RowBuilder:
         for index, value in zip(self.pinned, pinned, strict=True):
             merged[index] = repeat(value, len(rows))
         return zip(*merged, strict=True)
+
+
+def _selected_columns(width: int, pinned: Iterable[int]) -> list[int]:
+    """The positions of a loader's columns a prepared statement selects: all but the pinned."""
+    skipped = set(pinned)
+    return [index for index in range(width) if index not in skipped]
 
 
 _LOOP = """\
@@ -217,10 +223,8 @@ class PreparedLoad:
             (loader.columns.index(loader.table.c[column]), parameter)
             for column, parameter in (pinned or {}).items()
         ]
-        skipped = {index for index, _ in self.pinned}
-        self.statement = statement.with_only_columns(
-            *(column for index, column in enumerate(loader.columns) if index not in skipped)
-        )
+        selected = _selected_columns(len(loader.columns), [index for index, _ in self.pinned])
+        self.statement = statement.with_only_columns(*(loader.columns[i] for i in selected))
         # Per engine's dialect, kept only while that engine lives.
         self._by_dialect: WeakKeyDictionary[Dialect, _Compiled] = WeakKeyDictionary()
 
@@ -266,7 +270,7 @@ class _Compiled:
         """Choose the converter of each selected column that needs one, given the driver's
         type codes, and the loop that builds objects with them."""
         columns = self.loader.columns
-        selected = [index for index in range(len(columns)) if index not in pinned]
+        selected = _selected_columns(len(columns), pinned)
         decoded: list[int] = []
         decoders: list[tuple[Callable[[Sequence[Any]], Any], _ColumnDecoder]] = []
         for position, (index, described) in enumerate(zip(selected, description, strict=True)):

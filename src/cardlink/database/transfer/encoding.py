@@ -73,7 +73,8 @@ class RowEncoder:
     as text on MySQL, UUIDs as text on PostgreSQL) and written straight from that
     stored form; a value not in the form the package stores goes through the column
     type's own reading first, so the document is the same either way. Select
-    ``columns`` (any extra columns after them are ignored).
+    ``columns`` (any extra columns after them are ignored) and pass a page of the
+    rows to ``page``.
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class RowEncoder:
         kept = [column for column in table.columns if column.name not in skip]
         self.names = [str(column.name) for column in kept]
         self.columns: list[Any] = []
-        self._steps: list[tuple[int, Callable[[Any], Any]]] = []
+        encoders: dict[int, Callable[[Any], Any]] = {}
         for position, column in enumerate(kept):
             encode = _stored_encoder(column, dialect)
             if encode is None:
@@ -97,13 +98,8 @@ class RowEncoder:
             else:
                 self.columns.append(type_coerce(column, NullType()).label(column.name))
             if encode is not None:
-                self._steps.append((position, encode))
-        self.page = _compile_page_encoder(self.names, dict(self._steps))
-
-    def __call__(self, row: Any) -> dict[str, Any]:
-        """One document row (``page`` does a whole page of rows faster)."""
-        (document,) = self.page([row])
-        return document
+                encoders[position] = encode
+        self.page = _compile_page_encoder(self.names, encoders)
 
 
 #: A page of rows -> document rows, compiled per table: one dict display per row with

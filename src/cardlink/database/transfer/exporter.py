@@ -148,17 +148,17 @@ class DataExporter:
         encode = RowEncoder(table, dialect, skip=skip)
         sort_key = _sort_key(table, dialect.name)
         key = primary_key(table)
-        key_position = encode.names.index(key.name)
-        if sort_key is key:  # read as it is or in its stored form: either binds back as the key
-            columns, last_position = encode.columns, key_position
-        else:
-            columns, last_position = [*encode.columns, sort_key.label("_sort_key")], -1
         connection = session.connection()
         if sort_key is not key and isinstance(key.type, GUID):
             # MariaDB's native UUID: no index holds its text order, so a page query would
             # sort the whole table each time. Sort once and stream the rows instead.
-            yield from self._streamed_pages(connection, select(*columns).order_by(sort_key), encode)
+            statement = select(*encode.columns).order_by(sort_key)
+            yield from self._streamed_pages(connection, statement, encode)
             return
+        if sort_key is key:  # read as it is or in its stored form: either binds back as the key
+            columns, last_position = encode.columns, encode.names.index(key.name)
+        else:
+            columns, last_position = [*encode.columns, sort_key.label("_sort_key")], -1
         last: Any = None
         while True:
             statement = select(*columns).order_by(sort_key).limit(self.page_size)
