@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import tracemalloc
 import uuid
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import event
 
 from cardlink.database import (
     CommDirection,
@@ -183,3 +185,20 @@ def test_memory_stays_bounded_while_exporting_and_importing_many_logs(manager, t
     # Bounded by a page of rows, not by the document: well under its size.
     assert export_peak < size / 2 and export_peak < 8_000_000, (export_peak, size)
     assert import_peak < size / 2 and import_peak < 8_000_000, (import_peak, size)
+
+
+@sqlite_only
+@pytest.mark.skipif(not hasattr(sqlite3.Connection, "setlimit"), reason="needs Python 3.11")
+def test_batches_of_thousands_of_keys_work_on_a_sqlite_limited_to_999_parameters(manager):
+    # SQLite builds before 3.32 take at most 999 parameters per statement.
+    def limit(connection: sqlite3.Connection, _record: object) -> None:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(manager.engine, "connect", limit)
+    manager.engine.dispose()
+    rows = [{"key": f"setting.{number}", "value": number} for number in range(2_500)]
+    data = json.dumps({"format_version": 1, "tables": {"settings": rows}})
+    with UnitOfWork(manager) as uow:
+        assert DataImporter(uow).import_data(data).created == 2_500
+        assert DataImporter(uow).import_data(data).skipped == 2_500
+        uow.commit()

@@ -20,9 +20,9 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Enum, Float, Integer, String, Table
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from .driver import wrapped_error
 from .types import GUID, UTCDateTime, naive_utc, to_uuid
 
 Convert = Callable[[Any], Any]
@@ -125,17 +125,15 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
 def _copy(connection: Connection, sql: str, values: list[list[Any]]) -> None:
     """COPY through psycopg in the connection's current transaction."""
-    import psycopg
-
     driver = connection.connection.driver_connection
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
             write_row = copy.write_row
             for record in values:
                 write_row(record)
-    except psycopg.Error as error:
+    except connection.dialect.loaded_dbapi.Error as error:
         # The exception classes an execute() would raise, for translated_errors().
-        raise sa_exc.DBAPIError.instance(sql, None, error, psycopg.Error) from error
+        raise wrapped_error(connection, sql, None, error) from error
 
 
 __all__ = ["insert_rows"]

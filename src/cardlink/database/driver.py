@@ -69,25 +69,34 @@ def statements_observed(connection: Connection) -> bool:
 def _run(
     connection: Connection, sql: str, parameters: Any, *, fetch: bool
 ) -> tuple[Description, Sequence[Any]]:
-    proxied = connection.connection
-    dialect = connection.dialect
-    cursor = proxied.cursor()
+    cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, parameters)
         found = (cursor.description, cursor.fetchall()) if fetch else ((), [])
-    except dialect.loaded_dbapi.Error as error:
-        lost = dialect.is_disconnect(error, proxied.driver_connection, cursor)
+    except connection.dialect.loaded_dbapi.Error as error:
         with suppress(Exception):  # a dead connection may refuse even this; report the first
             cursor.close()
-        if lost:
-            connection.invalidate(error)
-        raise sa_exc.DBAPIError.instance(
-            sql,
-            parameters,
-            error,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from error
+        raise wrapped_error(connection, sql, parameters, error) from error
     cursor.close()
     return found
+
+
+def wrapped_error(
+    connection: Connection, sql: str, parameters: Any, error: Any
+) -> sa_exc.StatementError:
+    """The driver's ``error`` (a DBAPI ``Error``) as SQLAlchemy raises it.
+
+    A lost connection is invalidated, so the pool replaces it.
+    """
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.driver_connection, None)
+    if lost:
+        connection.invalidate(error)
+    return sa_exc.DBAPIError.instance(
+        sql,
+        parameters,
+        error,
+        dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=dialect,
+    )

@@ -25,9 +25,9 @@ from math import isfinite as _isfinite
 from typing import Any, cast
 
 from sqlalchemy import Table
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from ..driver import wrapped_error
 from ..models import CommDirection
 from ..types import naive_utc
 
@@ -216,8 +216,6 @@ def _executemany(
 
 def _copy(connection: Connection, rows: list[tuple[Any, ...]], stamp: datetime) -> None:
     """PostgreSQL COPY through psycopg, in the connection's current transaction."""
-    import psycopg
-
     driver = connection.connection.driver_connection
     names = ", ".join(f'"{name}"' for name in INSERT_COLUMNS)
     sql = f"COPY logs ({names}) FROM STDIN"
@@ -240,9 +238,8 @@ def _copy(connection: Connection, rows: list[tuple[Any, ...]], stamp: datetime) 
                         stamp,
                     )
                 )
-    except psycopg.Error as error:
-        # Same exception classes as an execute() would raise, for translated_errors().
-        raise sa_exc.DBAPIError.instance(sql, None, error, psycopg.Error) from error
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise wrapped_error(connection, sql, None, error) from error
 
 
 def write_rows(connection: Connection, rows: list[tuple[Any, ...]], stamp: datetime) -> None:

@@ -160,7 +160,7 @@ class DataImporter:
             uow.commit()
     """
 
-    def __init__(self, uow: UnitOfWork, *, batch_size: int = 1000) -> None:
+    def __init__(self, uow: UnitOfWork, *, batch_size: int = 5000) -> None:
         if batch_size < 1:
             raise ValidationError(f"batch_size must be at least 1, got {batch_size!r}")
         self._uow = uow
