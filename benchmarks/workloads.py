@@ -241,7 +241,7 @@ def w3_latency(
         list(range(calls or sizes.w3_calls)),
         sizes.repeats,
         _same_statistics,
-        best_of=2,
+        best_of=3,
     )
     return package_time, raw_time, int(raw_call(None)[0])
 
