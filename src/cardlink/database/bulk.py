@@ -14,7 +14,7 @@ SQLAlchemy's path.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any
@@ -113,7 +113,7 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
     if driver == "postgresql":
-        _copy(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", values)
+        copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", values)
         return
     mark = "?" if driver == "sqlite" else "%s"
     marks = ", ".join([mark] * len(names))
@@ -123,17 +123,18 @@ def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]
     )
 
 
-def _copy(connection: Connection, sql: str, values: list[list[Any]]) -> None:
-    """COPY through psycopg in the connection's current transaction."""
+def copy_rows(connection: Connection, sql: str, records: Iterable[Sequence[Any]]) -> None:
+    """Run ``COPY ... FROM STDIN`` with ``records`` through psycopg, in the connection's
+    current transaction."""
     driver = connection.connection.driver_connection
     try:
         with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
             write_row = copy.write_row
-            for record in values:
+            for record in records:
                 write_row(record)
     except connection.dialect.loaded_dbapi.Error as error:
         # The exception classes an execute() would raise, for translated_errors().
         raise wrapped_error(connection, sql, None, error) from error
 
 
-__all__ = ["insert_rows"]
+__all__ = ["copy_rows", "insert_rows"]

@@ -27,7 +27,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-from ..driver import wrapped_error
+from ..bulk import copy_rows
 from ..models import CommDirection
 from ..types import naive_utc
 
@@ -216,30 +216,27 @@ def _executemany(
 
 def _copy(connection: Connection, rows: list[tuple[Any, ...]], stamp: datetime) -> None:
     """PostgreSQL COPY through psycopg, in the connection's current transaction."""
-    driver = connection.connection.driver_connection
     names = ", ".join(f'"{name}"' for name in INSERT_COLUMNS)
-    sql = f"COPY logs ({names}) FROM STDIN"
     directions = _DIRECTION_VALUES
-    try:
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            write_row = copy.write_row
-            for row in rows:
-                write_row(
-                    (
-                        row[0],
-                        directions[row[1]],
-                        row[2],
-                        row[3],
-                        row[4],
-                        row[5],
-                        row[6],
-                        row[7],
-                        stamp,
-                        stamp,
-                    )
-                )
-    except connection.dialect.loaded_dbapi.Error as error:
-        raise wrapped_error(connection, sql, None, error) from error
+    copy_rows(
+        connection,
+        f"COPY logs ({names}) FROM STDIN",
+        (
+            (
+                row[0],
+                directions[row[1]],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                stamp,
+                stamp,
+            )
+            for row in rows
+        ),
+    )
 
 
 def write_rows(connection: Connection, rows: list[tuple[Any, ...]], stamp: datetime) -> None:
