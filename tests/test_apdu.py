@@ -65,6 +65,8 @@ DECODE_TABLE: list[tuple[str, str, dict[str, Any]]] = [
     # GSM 11.11 (class A0)
     ("A0A40000023F00", "SELECT", {"lc": 2, "data": "3F00"}),
     ("A088000010" + "00" * 16, "RUN GSM ALGORITHM", {"lc": 16}),
+    ("A02000010831323334FFFFFFFF", "VERIFY CHV", {"lc": 8}),
+    ("A01200000F", "FETCH", {"case": 2, "le": 15}),
     ("A0F2000016", "STATUS", {"case": 2, "le": 22}),
     # TS 102 221 proprietary class
     ("80F2000C00", "STATUS", {"case": 2, "le": 256}),

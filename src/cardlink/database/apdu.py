@@ -143,6 +143,24 @@ _INSTALL_PURPOSES: dict[int, str] = {
     0x40: "for registry update",
 }
 
+#: GSM 11.11 / 11.14 (class A0) names where they differ from ISO's, or ISO has none.
+_GSM_NAMES: dict[int, str] = {
+    0x04: "INVALIDATE",
+    0x10: "TERMINAL PROFILE",
+    0x12: "FETCH",
+    0x14: "TERMINAL RESPONSE",
+    0x20: "VERIFY CHV",
+    0x24: "CHANGE CHV",
+    0x26: "DISABLE CHV",
+    0x28: "ENABLE CHV",
+    0x2C: "UNBLOCK CHV",
+    0x32: "INCREASE",
+    0x44: "REHABILITATE",
+    0x88: "RUN GSM ALGORITHM",
+    0xF2: "STATUS",
+    0xFA: "SLEEP",
+}
+
 _GET_STATUS_P1 = frozenset({0x80, 0x40, 0x20, 0x10})
 _UICC_STATUS_P1 = frozenset({0x00, 0x01, 0x02})
 
@@ -179,13 +197,10 @@ def _name(cla: int, ins: int, p1: int, p2: int, data: bytes, secure: bool) -> st
         if ins == 0xCB and (secure or p1 != 0x00):
             return "GET DATA"  # GP's odd GET DATA; TS 102 221's RETRIEVE DATA has P1 00
         return _PROPRIETARY_NAMES[ins]
-    if ins == 0xF2 and cla == 0xA0:
-        return "STATUS"
-    if ins == 0x88:
-        if cla == 0xA0:
-            return "RUN GSM ALGORITHM"
-        if p1 == 0x00 and p2 in (0x80, 0x81):  # TS 102 221 / TS 31.102 authentication context
-            return "AUTHENTICATE"
+    if cla == 0xA0 and ins in _GSM_NAMES:
+        return _GSM_NAMES[ins]
+    if ins == 0x88 and p1 == 0x00 and p2 in (0x80, 0x81):
+        return "AUTHENTICATE"  # TS 102 221 / TS 31.102: GSM or 3G security context
     return _ISO_NAMES.get(ins)
 
 
@@ -218,7 +233,7 @@ def _lengths(body: bytes) -> tuple[int, int, bytes, int | None, bool] | None:
 
 
 def decode_apdu(apdu: object) -> DecodedApdu:
-    """Decode a command APDU given as hex (spaces and any case accepted); never raises.
+    """Decode a command APDU given as hex (spaces and any case accepted) or bytes; never raises.
 
     Text that is not hex or is shorter than the four header bytes, and a class byte of
     FF (reserved for PPS), give ``UNDECODED``: every field ``None``. A header whose

@@ -20,6 +20,7 @@ The binary formats are read and written by ``dpkt``.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -96,7 +97,10 @@ def read_apdu4j(lines: Iterable[str]) -> list[WireApdu]:
 def read_gsmtap(stream: IO[bytes]) -> list[WireApdu]:
     """Commands and responses of the GSMTAP SIM packets in a pcap or pcapng stream."""
     head = stream.read(4)
-    stream.seek(-len(head), 1)
+    if stream.seekable():
+        stream.seek(-len(head), io.SEEK_CUR)
+    else:  # a pipe: dpkt must see the magic number again
+        stream = io.BytesIO(head + stream.read())
     kind = detect_trace_format(head)
     try:
         reader: Any
