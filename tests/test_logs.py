@@ -302,3 +302,18 @@ def test_search_hex_matches_whole_bytes_only(manager: DatabaseManager) -> None:
         for odd in ("A", "0A4", "00A 40"):
             with pytest.raises(ValidationError, match="even number of hex digits"):
                 uow.logs.search_hex(odd)
+
+
+def test_search_hex_finds_a_whole_byte_deep_inside_a_long_apdu(manager: DatabaseManager) -> None:
+    session_id = new_session(manager)
+    block = "AB" * 30_000
+    rows = [
+        (session_id, "command", f"80E80000{block}C4", "C4 at an even offset after 60,000 digits"),
+        (session_id, "command", f"80E800000{block}C40", "the same C4 one digit later"),
+    ]
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch(rows)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        found = uow.logs.search_hex("ABC4", session_id=session_id)
+    assert [log.decoded_data for log in found] == ["C4 at an even offset after 60,000 digits"]
