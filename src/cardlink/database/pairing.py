@@ -119,8 +119,9 @@ class ApduPairer:
         return [self.add(apdu) for apdu in apdus]
 
     def _command(self, apdu: WireApdu) -> PairLink:
-        decoded = decode_apdu(apdu.hex)
-        channel = apdu.channel if apdu.channel is not None else decoded.channel or 0
+        channel = apdu.channel
+        if channel is None:
+            channel = decode_apdu(apdu.hex).channel or 0
         header = _bytes(apdu.hex)[:4]
         mark = self._marks.pop(channel, None)
         head = None

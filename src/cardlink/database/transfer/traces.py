@@ -13,7 +13,8 @@ Pure code over streams, no database: readers give ``WireApdu`` rows in wire orde
   Reading takes pcap and pcapng; writing gives pcap, the packet's time being the
   command's. A command is written in that T=0 form: a case 4 command without its
   Le byte, a case 1 command with P3 = 00. A command without a response, or a
-  response without a command, has no packet.
+  response without a command, has no packet. A packet has one time, so a
+  response's ``latency_ms`` is not carried.
 
 The binary formats are read and written by ``dpkt``.
 """
