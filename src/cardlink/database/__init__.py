@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .apdu import DecodedApdu, decode_apdu, describe_status_word
 from .config import DatabaseConfig
 from .events import DatabaseEvent, EventEmitter, EventType, get_emitter
 from .exceptions import (
@@ -97,6 +98,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseEvent",
     "DatabaseManager",
+    "DecodedApdu",
     "Device",
     "DeviceRepository",
     "DeviceType",
@@ -120,6 +122,8 @@ __all__ = [
     "TestStatus",
     "UnitOfWork",
     "ValidationError",
+    "decode_apdu",
+    "describe_status_word",
     "detect_format",
     "downgrade",
     "get_current_revision",
