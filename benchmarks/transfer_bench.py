@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import package
 from raw import RawDatabase
@@ -43,13 +42,8 @@ W5_LIMIT = 2.0
 PEAK = Path(__file__).resolve().parent / "peak.py"
 
 
-def _run(
-    arguments: list[str], *, stdout_file: Path | None = None
-) -> tuple[float, float, dict[str, Any]]:
-    """Run ``python peak.py arguments``; (wall seconds, peak RSS in MB, its JSON output or {}).
-
-    The standard output also goes to ``stdout_file`` when one is given.
-    """
+def _run(arguments: list[str]) -> tuple[float, float, str]:
+    """Run ``python peak.py arguments``; (wall seconds, peak RSS in MB, its standard output)."""
     with tempfile.TemporaryDirectory() as folder:
         peak_file = Path(folder) / "peak"
         environment = {**os.environ, "CARDLINK_BENCH_PEAK_FILE": str(peak_file)}
@@ -65,11 +59,7 @@ def _run(
         if process.returncode != 0:
             raise RuntimeError(f"{' '.join(arguments[:3])} failed: {process.stderr.strip()[-500:]}")
         peak = int(peak_file.read_text() or 0) / 1024
-    if stdout_file is not None:
-        stdout_file.write_text(process.stdout)
-    last = process.stdout.strip().splitlines()[-1] if process.stdout.strip() else ""
-    result = json.loads(last) if last.startswith("{") else {}
-    return wall, peak, result
+    return wall, peak, process.stdout
 
 
 def _url_text(url: URL) -> str:
@@ -83,17 +73,14 @@ def _worker(mode: str, url: URL, path: Path) -> tuple[float, float, float, dict[
         import transfer_worker
 
         schema_file.write_text(json.dumps(transfer_worker.schema()))
-    wall, peak, result = _run([str(WORKER), mode, _url_text(url), str(path), str(schema_file)])
+    wall, peak, output = _run([str(WORKER), mode, _url_text(url), str(path), str(schema_file)])
+    result = json.loads(output.strip().splitlines()[-1])
     return wall, float(result["seconds"]), peak, dict(result["tables"])
 
 
 def _cli_run(url: URL, *arguments: str) -> tuple[float, float, str]:
     """(wall seconds, peak MB, standard output) of one ``cardlink-db`` command."""
-    command = ["-m", "cardlink.database.cli", "--database-url", _url_text(url), *arguments]
-    with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "stdout"
-        wall, peak, _ = _run(command, stdout_file=output)
-        return wall, peak, output.read_text()
+    return _run(["-m", "cardlink.database.cli", "--database-url", _url_text(url), *arguments])
 
 
 _EXPORTED_AT = re.compile(rb'"exported_at": "[^"]*"')

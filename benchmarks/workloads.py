@@ -191,8 +191,8 @@ def interleaved(
     the median of those over ``arguments`` per round, and the median of ``repeats`` rounds.
 
     The best-of step keeps a shared machine's scheduling hiccups out of the figures;
-    it applies to both sides alike. In the first round the two results of every
-    argument go through ``check`` (outside the timed part), which raises when they differ.
+    it applies to both sides alike. In the first round every argument's two results go
+    through ``check`` first, untimed; it raises when they differ.
     """
     rounds: dict[str, list[float]] = {"package": [], "raw": []}
     for argument in arguments[:3]:  # warm both sides up (pool, caches, statement plans)
@@ -201,19 +201,17 @@ def interleaved(
         package_times: list[float] = []
         raw_times: list[float] = []
         for index, argument in enumerate(arguments):
+            if repeat == 0:  # untimed; the best-of tries below are warm in any case
+                check(package_call(argument), raw_call(argument))
             best = {"package": float("inf"), "raw": float("inf")}
-            results: dict[str, Any] = {}
             for attempt in range(best_of):
                 sides = [("package", package_call), ("raw", raw_call)]
                 if (index + repeat + attempt) % 2:
                     sides.reverse()
                 for name, call in sides:
                     started = time.perf_counter()
-                    results[name] = call(argument)
+                    call(argument)
                     best[name] = min(best[name], time.perf_counter() - started)
-            if repeat == 0:
-                check(results["package"], results["raw"])
-            results.clear()
             package_times.append(best["package"])
             raw_times.append(best["raw"])
         rounds["package"].append(_median(package_times))
