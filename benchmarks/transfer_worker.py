@@ -224,7 +224,7 @@ def _decoder(backend: str, kind: str) -> Any:
 
 
 class _TableLoader:
-    """Writes one table's rows: one COPY on PostgreSQL, executemany batches elsewhere."""
+    """Writes one table's rows in batches: into one COPY on PostgreSQL, executemany elsewhere."""
 
     def __init__(self, database: Any, table: str, schema: Schema, batch: int) -> None:
         self.database, self.table, self.batch = database, table, batch
@@ -246,27 +246,31 @@ class _TableLoader:
         values = list(document.values())
         if len(values) != len(self.names):
             raise ValueError(f"{self.table}: a row has {len(values)} fields, not {len(self.names)}")
-        for index, decode in self.decoders:
-            value = values[index]
-            if value is not None:
-                values[index] = decode(value)
-        self.total += 1
-        if self.copy is not None:
-            self.copy.write_row(values)
-            return
         self.rows.append(values)
         if len(self.rows) >= self.batch:
             self._write()
 
     def _write(self) -> None:
-        if self.rows:
-            self.cursor.executemany(self.database.insert_sql(self.table, self.names), self.rows)
-            self.rows.clear()
+        """Decode the collected rows a column at a time and write them."""
+        if not self.rows:
+            return
+        columns = list(zip(*self.rows, strict=True))
+        for index, decode in self.decoders:
+            columns[index] = [None if v is None else decode(v) for v in columns[index]]
+        rows = list(zip(*columns, strict=True))
+        if self.copy is not None:
+            write_row = self.copy.write_row
+            for row in rows:
+                write_row(row)
+        else:
+            self.cursor.executemany(self.database.insert_sql(self.table, self.names), rows)
+        self.total += len(rows)
+        self.rows.clear()
 
     def close(self) -> int:
+        self._write()
         if self.copy_context is not None:
             self.copy_context.__exit__(None, None, None)
-        self._write()
         if self.database.backend == "postgresql" and self.total and self.table == "logs":
             # As the package does after explicit ids: move the id sequence past them.
             self.cursor.execute(
