@@ -16,6 +16,7 @@ from .exceptions import (
     NotFoundError,
     ValidationError,
 )
+from .keystore import PSKKeyStore
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -110,6 +111,7 @@ __all__ = [
     "MigrationError",
     "NotFoundError",
     "OTASession",
+    "PSKKeyStore",
     "Page",
     "SessionRepository",
     "SessionStatus",
