@@ -44,6 +44,7 @@ from .repositories import (
     TestRepository,
 )
 from .repositories.card_keys import rotate_psk_keys
+from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -89,6 +90,7 @@ __all__ = [
     "CardType",
     "CommDirection",
     "CommLog",
+    "CommandSessions",
     "ConfigurationError",
     "ConflictMode",
     "ConnectionError",
@@ -105,6 +107,8 @@ __all__ = [
     "EventEmitter",
     "EventType",
     "ExportFormat",
+    "HttpDirection",
+    "HttpHead",
     "ImportResult",
     "IntegrityError",
     "LogRepository",
@@ -113,6 +117,7 @@ __all__ = [
     "OTASession",
     "PSKKeyStore",
     "Page",
+    "ScriptStatus",
     "SessionRepository",
     "SessionStatus",
     "Setting",
@@ -127,6 +132,7 @@ __all__ = [
     "get_current_revision",
     "get_emitter",
     "get_pending_revisions",
+    "parse_http_head",
     "rotate_psk_keys",
     "run_migrations",
 ]
