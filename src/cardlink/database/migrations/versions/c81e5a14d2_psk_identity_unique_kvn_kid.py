@@ -17,7 +17,7 @@ guessed or deleted). Plain SQLAlchemy only, no application imports.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -33,9 +33,48 @@ INDEX = "ix_cards_psk_identity"
 KEY_BYTES = ("psk_key_version", "psk_key_id")
 
 
-def _recreate() -> Literal["always", "auto"]:
-    # SQLite copies the table; the manager's migration connection has foreign keys off meanwhile.
-    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+def _batch_options(*, key_bytes_before: bool) -> dict[str, Any]:
+    """SQLite copies the table (the migration connection has foreign keys off meanwhile).
+
+    Offline (``--sql``) there is no table to reflect, so SQLite's copy starts from the
+    table as the previous revision left it.
+    """
+    context = op.get_context()
+    if context.dialect.name != "sqlite":
+        return {"recreate": "auto"}
+    if not context.as_sql:
+        return {"recreate": "always"}
+    return {"recreate": "always", "copy_from": _cards(key_bytes=key_bytes_before)}
+
+
+def _cards(*, key_bytes: bool) -> sa.Table:
+    """The cards table before (``key_bytes=False``) or after this revision, in plain types."""
+    table = sa.Table(
+        "cards",
+        sa.MetaData(),
+        sa.Column("iccid", sa.String(length=22), nullable=False),
+        sa.Column("imsi", sa.String(length=20), nullable=True),
+        sa.Column("card_type", sa.String(length=16), nullable=True),
+        sa.Column("atr", sa.String(length=100), nullable=True),
+        sa.Column("psk_identity", sa.String(length=128), nullable=True),
+        sa.Column("psk_key_encrypted", sa.String(length=512), nullable=True),
+        sa.Column("admin_url", sa.String(length=512), nullable=True),
+        sa.Column("trigger_config", sa.JSON(), nullable=True),
+        sa.Column("bip_config", sa.JSON(), nullable=True),
+        sa.Column("security_domains", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("iccid", name="pk_cards"),
+    )
+    sa.Index("ix_cards_card_type", table.c.card_type)
+    sa.Index(INDEX, table.c.psk_identity, unique=key_bytes)
+    if key_bytes:
+        for name in KEY_BYTES:
+            table.append_column(sa.Column(name, sa.Integer(), nullable=True))
+            table.append_constraint(
+                sa.CheckConstraint(f"{name} BETWEEN 0 AND 255", name=f"ck_cards_{name}_range")
+            )
+    return table
 
 
 def _refuse_shared_identities() -> None:
@@ -68,7 +107,7 @@ def upgrade() -> None:
     """Unique PSK identity, plus the KVN and KID columns."""
     if not op.get_context().as_sql:
         _refuse_shared_identities()
-    with op.batch_alter_table("cards", recreate=_recreate()) as batch_op:
+    with op.batch_alter_table("cards", **_batch_options(key_bytes_before=False)) as batch_op:
         for name in KEY_BYTES:
             batch_op.add_column(sa.Column(name, sa.Integer(), nullable=True))
             batch_op.create_check_constraint(f"ck_cards_{name}_range", f"{name} BETWEEN 0 AND 255")
@@ -78,7 +117,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Back to a plain PSK identity index, without KVN and KID (their values are lost)."""
-    with op.batch_alter_table("cards", recreate=_recreate()) as batch_op:
+    with op.batch_alter_table("cards", **_batch_options(key_bytes_before=True)) as batch_op:
         batch_op.drop_index(INDEX)
         batch_op.create_index(INDEX, ["psk_identity"], unique=False)
         for name in reversed(KEY_BYTES):
