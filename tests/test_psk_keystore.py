@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -18,6 +19,7 @@ from cardlink.database import (
     CardRepository,
     DatabaseConfig,
     DatabaseManager,
+    DataImporter,
     IntegrityError,
     PSKKeyStore,
     UnitOfWork,
@@ -314,3 +316,27 @@ def test_a_closed_key_store_says_so(keyed: DatabaseManager) -> None:
     with pytest.raises(ConnectionError, match="closed"):
         store.get_key("card-001")
     assert "closed" in repr(store)
+
+
+def test_an_import_refuses_a_key_version_out_of_range_or_a_shared_identity(
+    keyed: DatabaseManager,
+) -> None:
+    row = {
+        "iccid": "8300",
+        "psk_key_version": 300,
+        "created_at": "2026-12-01T00:00:00+00:00",
+        "updated_at": "2026-12-01T00:00:00+00:00",
+    }
+    for extra, refused in (
+        ({}, "psk_key_version"),
+        ({"psk_key_version": 1, "psk_identity": "card-001"}, "psk_identity"),
+    ):
+        document = {
+            "format": "cardlink-database-export",
+            "format_version": 1,
+            "tables": {"cards": [{**row, **extra}]},
+        }
+        with UnitOfWork(keyed) as uow:
+            with pytest.raises(ValidationError, match=f"import: cards.*{refused}"):
+                DataImporter(uow).import_data(json.dumps(document))
+            assert uow.cards.find_by_id("8300") is None
