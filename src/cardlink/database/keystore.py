@@ -20,7 +20,7 @@ exactly, also on MariaDB, whose collation would call ``'id'`` and ``'id '`` equa
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -106,6 +106,14 @@ class _Prepared:
             return merged
         return tuple(merged[name] for name in self.names)
 
+    def one_parameter(self, name: str) -> Callable[[Any], Any]:
+        """A fast ``value -> parameters`` for a statement whose only bind is ``name``."""
+        if self.names is not None:
+            assert self.names == [name], self.names
+            return lambda value: (value,)
+        assert list(self.fixed) == [name], list(self.fixed)
+        return lambda value: {name: value}
+
 
 class PSKKeyStore:
     """Identity -> PSK key for a TLS-PSK server, callable from many threads at once.
@@ -124,9 +132,9 @@ class PSKKeyStore:
         self._shared = isinstance(engine.pool, StaticPool)  # in-memory SQLite: one connection
         self._pool = engine.pool if self._shared else engine.pool.recreate()
         self._lookup = _Prepared(key_lookup(), self._dialect)
+        self._lookup_parameters = self._lookup.one_parameter("identity")
         self._listing = _Prepared(identities_query(self._dialect.name), self._dialect)
         self._idle: list[PoolProxiedConnection] = []
-        self._lock = threading.Lock()
         self._closed = False
 
     # -- the TLS server's three questions ------------------------------------------------
@@ -139,7 +147,7 @@ class PSKKeyStore:
         wanted = stored_identity(identity)
         if wanted is None:
             return None
-        token = matching_token(self._fetch(self._lookup, identity=wanted), wanted)
+        token = matching_token(self._fetch(self._lookup, self._lookup_parameters(wanted)), wanted)
         return None if token is None else self._manager.cipher.decrypt(token)
 
     def identity_exists(self, identity: object) -> bool:
@@ -147,21 +155,19 @@ class PSKKeyStore:
         wanted = stored_identity(identity)
         if wanted is None:
             return False
-        return matching_token(self._fetch(self._lookup, identity=wanted), wanted) is not None
+        rows = self._fetch(self._lookup, self._lookup_parameters(wanted))
+        return matching_token(rows, wanted) is not None
 
     def get_all_identities(self) -> list[str]:
         """Every identity held with a PSK key, sorted (by code point, on every backend)."""
-        return [row[0] for row in self._fetch(self._listing)]
+        return [row[0] for row in self._fetch(self._listing, self._listing.parameters())]
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the key store's connections; calls after this raise ``ConnectionError``."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for connection in idle:
-            connection.close()
+        self._closed = True
+        self._release_idle()
         if not self._shared:
             self._pool.dispose()
 
@@ -182,9 +188,8 @@ class PSKKeyStore:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _fetch(self, prepared: _Prepared, **values: Any) -> list[Any]:
+    def _fetch(self, prepared: _Prepared, parameters: Any) -> list[Any]:
         """Rows of one autocommit SELECT; a connection found dead is replaced once."""
-        parameters = prepared.parameters(**values)
         for attempt in (1, 2):
             connection = self._borrow()
             cursor = connection.cursor()
@@ -217,11 +222,12 @@ class PSKKeyStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _borrow(self) -> PoolProxiedConnection:
-        with self._lock:
-            if self._closed:
-                raise ConnectionError("this PSKKeyStore is closed; create a new one")
-            if self._idle:
-                return self._idle.pop()
+        if self._closed:
+            raise ConnectionError("this PSKKeyStore is closed; create a new one")
+        try:
+            return self._idle.pop()  # atomic: no lock on the hot path
+        except IndexError:
+            pass
         with translated_errors():
             connection = self._pool.connect()
             if not self._shared:
@@ -232,8 +238,14 @@ class PSKKeyStore:
         return connection
 
     def _give_back(self, connection: PoolProxiedConnection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.append(connection)
+        self._idle.append(connection)
+        if self._closed:  # close() ran meanwhile: it may have missed this one
+            self._release_idle()
+
+    def _release_idle(self) -> None:
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
                 return
-        connection.close()
+            connection.close()
