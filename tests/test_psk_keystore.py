@@ -340,3 +340,19 @@ def test_an_import_refuses_a_key_version_out_of_range_or_a_shared_identity(
             with pytest.raises(ValidationError, match=f"import: cards.*{refused}"):
                 DataImporter(uow).import_data(json.dumps(document))
             assert uow.cards.find_by_id("8300") is None
+
+
+def test_a_trailing_space_makes_another_identity_except_in_mariadbs_unique_index(
+    keyed: DatabaseManager, backend: str
+) -> None:
+    padded = CardProfile(iccid="8400", psk_identity="card-001 ")
+    with UnitOfWork(keyed) as uow:
+        if backend == "mysql":  # PAD SPACE collation: the index sees the same identity
+            with pytest.raises(IntegrityError, match=f"{iccid_of(1)}.*8400"):
+                uow.cards.create_with_psk(padded, b"\x01" * 16)
+            return
+        uow.cards.create_with_psk(padded, b"\x01" * 16)
+        uow.commit()
+    with PSKKeyStore(keyed) as store:
+        assert store.get_key("card-001") == key_of(1)
+        assert store.get_key("card-001 ") == b"\x01" * 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from ..events import EventType
 from ..exceptions import IntegrityError, ValidationError
@@ -154,14 +154,32 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         return super()._write(checked)
 
     def _refuse_shared_identity(self) -> None:
-        seen: dict[str, str] = {}
+        """Among new cards and changed identities: two that share one, or one held elsewhere."""
+        wanted: dict[str, str] = {}
         for card in (*self.session.new, *self.session.dirty):
             if not isinstance(card, CardProfile) or card.psk_identity is None:
                 continue
-            other = seen.setdefault(card.psk_identity, card.iccid)
-            if other != card.iccid:
-                raise IntegrityError(_shared_identity(card.psk_identity, other, card.iccid))
-            self._refuse_identity_held_elsewhere(card.psk_identity, card.iccid)
+            state = inspect(card)
+            if state.key is not None and not state.attrs.psk_identity.history.has_changes():
+                continue
+            holder = wanted.setdefault(card.psk_identity, card.iccid)
+            if holder != card.iccid:
+                raise IntegrityError(_shared_identity(card.psk_identity, holder, card.iccid))
+        # MariaDB's collation matches 'id ' to 'id', so its unique index would refuse those too.
+        unpadded = {identity.rstrip(" "): iccid for identity, iccid in wanted.items()}
+        identities = list(wanted)
+        for start in range(0, len(identities), 500):
+            with self.session.no_autoflush:
+                held = self.session.execute(
+                    select(CardProfile.psk_identity, CardProfile.iccid).where(
+                        CardProfile.psk_identity.in_(identities[start : start + 500])
+                    )
+                ).all()
+            for identity, iccid in held:
+                assert identity is not None  # matched by IN
+                newcomer = wanted.get(identity) or unpadded.get(identity.rstrip(" "), iccid)
+                if newcomer != iccid:
+                    raise IntegrityError(_shared_identity(identity, iccid, newcomer))
 
     def _refuse_identity_held_elsewhere(self, identity: str, iccid: str) -> None:
         """``IntegrityError`` naming both cards if one other than ``iccid`` holds ``identity``."""
