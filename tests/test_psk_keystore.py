@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, insert, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert, text
 
 from cardlink.database import (
     Base,
@@ -356,3 +356,36 @@ def test_a_trailing_space_makes_another_identity_except_in_mariadbs_unique_index
     with PSKKeyStore(keyed) as store:
         assert store.get_key("card-001") == key_of(1)
         assert store.get_key("card-001 ") == b"\x01" * 16
+
+
+def test_a_key_store_connection_killed_by_the_server_is_replaced_on_the_next_call(
+    keyed: DatabaseManager, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("no server to kill a connection")
+    with PSKKeyStore(keyed) as store:
+        assert store.get_key("card-001") == key_of(1)  # its connection is now open and idle
+        admin = create_engine(keyed.config.url)
+        try:
+            with admin.connect() as connection:
+                if backend == "postgresql":
+                    connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+                else:
+                    others = connection.execute(
+                        text(
+                            "SELECT id FROM information_schema.processlist "
+                            "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                        )
+                    ).scalars()
+                    for thread_id in list(others):
+                        connection.execute(text(f"KILL {int(thread_id)}"))
+        finally:
+            admin.dispose()
+        time.sleep(0.2)
+        assert store.get_key("card-001") == key_of(1)
+        assert store.get_all_identities()[0] == "Zeta"
