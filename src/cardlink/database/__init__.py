@@ -17,6 +17,7 @@ from .exceptions import (
     NotFoundError,
     ValidationError,
 )
+from .keystore import PSKKeyStore
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -44,6 +45,7 @@ from .repositories import (
     TestRepository,
 )
 from .repositories.card_keys import rotate_psk_keys
+from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -89,6 +91,7 @@ __all__ = [
     "CardType",
     "CommDirection",
     "CommLog",
+    "CommandSessions",
     "ConfigurationError",
     "ConflictMode",
     "ConnectionError",
@@ -106,13 +109,17 @@ __all__ = [
     "EventEmitter",
     "EventType",
     "ExportFormat",
+    "HttpDirection",
+    "HttpHead",
     "ImportResult",
     "IntegrityError",
     "LogRepository",
     "MigrationError",
     "NotFoundError",
     "OTASession",
+    "PSKKeyStore",
     "Page",
+    "ScriptStatus",
     "SessionRepository",
     "SessionStatus",
     "Setting",
@@ -129,6 +136,7 @@ __all__ = [
     "get_current_revision",
     "get_emitter",
     "get_pending_revisions",
+    "parse_http_head",
     "rotate_psk_keys",
     "run_migrations",
 ]
