@@ -13,11 +13,12 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from . import driver
+from . import sqlite_locking
 from .config import DatabaseConfig
 from .crypto import PSKCipher
 from .exceptions import ConnectionError, DatabaseError, IntegrityError, translated_errors
 from .models import Base
+from .sqlite_locking import write_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,14 @@ class DatabaseManager:
             engine.dispose()
             raise ConnectionError(self._connection_hint(error)) from None
         self._engine = engine
-        self._session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        if self.config.is_sqlite:
+            factory = sessionmaker(
+                bind=engine, expire_on_commit=False, info={sqlite_locking.SQLITE_SESSION: True}
+            )
+            sqlite_locking.install(engine, factory)
+        else:
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self._session_factory = factory
         logger.info("connected to %s", self.config.database_url)
 
     def close(self) -> None:
@@ -115,7 +123,7 @@ class DatabaseManager:
         """
         from .migrate import stamp_head_if_unversioned  # migrate imports this module
 
-        with translated_errors(), self.engine.begin() as connection:
+        with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -129,7 +137,7 @@ class DatabaseManager:
         DROP fail half-way - and MariaDB commits each DROP - so it is looked for first:
         ``IntegrityError`` naming it, and nothing is dropped.
         """
-        with translated_errors(), self.engine.begin() as connection:
+        with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -241,7 +249,7 @@ def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
-    """Foreign keys on, WAL, a busy timeout, and real BEGIN IMMEDIATE transactions."""
+    """Foreign keys on, WAL, a busy timeout; ``sqlite_locking`` decides how transactions begin."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -253,9 +261,3 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so concurrent writers wait on the busy
-        # timeout instead of failing with "database is locked" when a read upgrades.
-        driver.execute(connection, "BEGIN IMMEDIATE")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
+from ..sqlite_locking import lock_for_writing
 from ..types import SAFE_YAML_LOADER, to_plain
 from .base import BaseRepository
 
@@ -166,6 +167,7 @@ class SettingRepository(BaseRepository[Setting]):
                     raise ValidationError(f"setting {key!r}: {name} must be text")
         # All or nothing: a refused entry rolls back the ones before it, and their events.
         queued = len(self._uow._events)
+        lock_for_writing(self.session)
         try:
             with translated_errors(), self.session.begin_nested():
                 for key, value, description, category in entries:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
+from ..sqlite_locking import lock_for_writing
 from ..types import SAFE_YAML_LOADER
 from .formats import (
     FORMAT_NAME,
@@ -206,6 +207,7 @@ class DataImporter:
         result = ImportResult(dry_run=bool(dry_run))
         self._uow.flush()
         session = self._uow.session
+        lock_for_writing(session)  # a dry run writes too, then rolls back
         with translated_errors():
             savepoint = session.begin_nested()
             if session.get_bind().dialect.name == "postgresql":
