@@ -37,9 +37,10 @@ BUSY_TIMEOUT_MS = 2000
 
 def _managers(tmp_path: Path) -> tuple[DatabaseManager, DatabaseManager]:
     url = f"sqlite:///{tmp_path / 'readers.db'}"
-    reader = DatabaseManager(DatabaseConfig(database_url=url, sqlite_busy_timeout_ms=BUSY_TIMEOUT_MS))
+    config = DatabaseConfig(database_url=url, sqlite_busy_timeout_ms=BUSY_TIMEOUT_MS)
+    reader = DatabaseManager(config)
     reader.create_tables()
-    writer = DatabaseManager(DatabaseConfig(database_url=url, sqlite_busy_timeout_ms=BUSY_TIMEOUT_MS))
+    writer = DatabaseManager(config)
     writer.initialize()
     return reader, writer
 
@@ -249,11 +250,15 @@ def test_another_process_add_log_commits_fast_beside_a_held_read_and_a_200k_row_
     report = json.loads(output)
     durations = sorted(report["durations"])
     p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
-    print(f"add_log commits: {len(durations)}, p99 {p99 * 1000:.1f} ms, max {durations[-1] * 1000:.1f} ms")
+    print(
+        f"add_log commits: {len(durations)}, p99 {p99 * 1e3:.1f} ms, "
+        f"max {durations[-1] * 1e3:.1f} ms"
+    )
     assert exported["logs"] >= EXPORT_ROWS
     assert len(durations) >= 50
     assert p99 < 0.100
     with UnitOfWork(manager) as uow:
-        stored = {log.raw_data for log in uow.logs.find_by_session(session_id) if log.direction.value == "command"}
+        logs = uow.logs.find_by_session(session_id)
+        stored = {log.raw_data for log in logs if log.direction.value == "command"}
     manager.close()
     assert set(report["written"]) <= stored and len(report["written"]) == len(stored)
