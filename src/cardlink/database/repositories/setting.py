@@ -6,13 +6,17 @@ import json
 from typing import Any, NamedTuple
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
+from ..models.base import check_value
 from ..sqlite_locking import lock_for_writing
-from ..types import SAFE_YAML_LOADER, to_plain
+from ..types import SAFE_YAML_LOADER, to_plain, utcnow
 from .base import BaseRepository
 
 
@@ -80,21 +84,54 @@ class SettingRepository(BaseRepository[Setting]):
             raise ValidationError("setting key must be a non-empty string")
         _check_json_value(key, value)
         builtin = DEFAULT_SETTINGS.get(key)
-        setting = self.find_by_id(key)
-        if setting is None:
-            setting = Setting(
-                key=key,
-                value=value,
-                description=description or (builtin.description if builtin else None),
-                category=category or (builtin.category if builtin else None),
+        row = {
+            "key": key,
+            "value": value,
+            "description": description or (builtin.description if builtin else None),
+            "category": category or (builtin.category if builtin else None),
+        }
+        given = {"description": description, "category": category}
+        replaced = [
+            "value",
+            "updated_at",
+            *(name for name, text in given.items() if text is not None),
+        ]
+        self._upsert(row, replaced)
+        with translated_errors():
+            setting = self.session.get(Setting, key, populate_existing=True)
+        assert setting is not None  # just written in this transaction
+        self._record(self.updated_event, setting)
+        return setting
+
+    def _upsert(self, row: dict[str, Any], replaced: list[str]) -> None:
+        """INSERT the row, or update ``replaced`` of the stored one, in one atomic statement.
+
+        Two callers setting a new key at once both succeed and the last one wins: ON
+        CONFLICT (PostgreSQL, SQLite) or ON DUPLICATE KEY (MariaDB/MySQL). Never SQLite's
+        INSERT OR REPLACE, which deletes the old row first.
+        """
+        table: Table = Setting.__table__  # type: ignore[assignment]
+        now = utcnow()
+        row = {**row, "created_at": now, "updated_at": now}
+        for name, value in row.items():
+            check_value("setting", table.c[name], value)
+        dialect = self.session.get_bind().dialect.name
+        statement: Any
+        if dialect in ("postgresql", "sqlite"):
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(table).values(row)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={name: statement.excluded[name] for name in replaced},
             )
-            return self.create(setting)
-        setting.value = value
-        if description is not None:
-            setting.description = description
-        if category is not None:
-            setting.category = category
-        return self.update(setting)
+        else:
+            statement = mysql_insert(table).values(row)
+            statement = statement.on_duplicate_key_update(
+                {name: statement.inserted[name] for name in replaced}
+            )
+        lock_for_writing(self.session)
+        with translated_errors(), self.session.begin_nested():
+            self.session.execute(statement)
 
     def get_by_category(self, category: str) -> dict[str, Any]:
         """Values of the category's settings, stored ones over built-in defaults."""
