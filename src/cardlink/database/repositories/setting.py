@@ -15,8 +15,9 @@ from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
 from ..models.base import check_value
+from ..safe_yaml import load_yaml
 from ..sqlite_locking import lock_for_writing
-from ..types import SAFE_YAML_LOADER, to_plain, utcnow
+from ..types import to_plain, utcnow
 from .base import BaseRepository
 
 
@@ -172,12 +173,9 @@ class SettingRepository(BaseRepository[Setting]):
 
     def import_yaml(self, text: str) -> int:
         """Merge settings from YAML (export_yaml's shape, or plain key: value); returns a count."""
-        try:
-            document = yaml.load(text, Loader=SAFE_YAML_LOADER)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ValidationError(f"settings YAML is malformed{where}") from None
+        if not isinstance(text, str | bytes):
+            raise ValidationError(f"settings YAML must be text, got {type(text).__name__}")
+        document = load_yaml(text, what="settings YAML")
         if document is None:
             return 0
         if isinstance(document, dict) and set(document) == {"settings"}:

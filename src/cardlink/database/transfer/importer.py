@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
-import yaml
 from sqlalchemy import text
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
+from ..safe_yaml import load_yaml
 from ..sqlite_locking import lock_for_writing
-from ..types import SAFE_YAML_LOADER
 from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -86,13 +85,7 @@ class _TextReader:
 
 def read_yaml_document(stream: Any) -> Iterator[DocumentEvent]:
     """The events of a YAML document (loaded whole: YAML is for small databases), parents first."""
-    try:
-        document = yaml.load(stream, Loader=SAFE_YAML_LOADER)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise ValidationError(f"import: malformed YAML{where}: {problem}") from None
+    document = load_yaml(stream, what="import")
     if document is None:
         raise ValidationError("import: the document is empty")
     if not isinstance(document, dict):
