@@ -91,17 +91,13 @@ class SettingRepository(BaseRepository[Setting]):
             "description": description or (builtin.description if builtin else None),
             "category": category or (builtin.category if builtin else None),
         }
-        given = {"description": description, "category": category}
-        replaced = [
-            "value",
-            "updated_at",
-            *(name for name, text in given.items() if text is not None),
-        ]
-        self._upsert(row, replaced)
+        texts = {"description": description, "category": category}
+        changed = ["value", *(name for name, text in texts.items() if text is not None)]
+        self._upsert(row, [*changed, "updated_at"])
         with translated_errors():
             setting = self.session.get(Setting, key, populate_existing=True)
         assert setting is not None  # just written in this transaction
-        self._record(self.updated_event, setting)
+        self._record(self.updated_event, setting, changed_fields=changed)
         return setting
 
     def _upsert(self, row: dict[str, Any], replaced: list[str]) -> None:
