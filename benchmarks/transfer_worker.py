@@ -86,8 +86,9 @@ def raw_export(url: Any, path: str, schema: Schema) -> int:
     database = RawDatabase(url)
     backend, quote = database.backend, database.quote
     total = 0
+    counts: dict[str, int] = {}
     with open(path, "w", encoding="utf-8") as stream:
-        stream.write('{\n  "format": "cardlink-database-export",\n  "format_version": 1,\n')
+        stream.write('{\n  "format": "cardlink-database-export",\n  "format_version": 2,\n')
         stream.write('  "psk_keys": "encrypted",\n  "tables": {')
         for position, table in enumerate(TABLES):
             columns, key = schema[table][:-1], schema[table][-1][0]
@@ -108,7 +109,9 @@ def raw_export(url: Any, path: str, schema: Schema) -> int:
                 done += 1
             stream.write("\n    ]" if done else "]")
             total += done
-        stream.write("\n  }\n}\n")
+            counts[table] = done
+        trailer = json.dumps({"row_counts": counts})
+        stream.write(f'\n  }},\n  "trailer": {trailer}\n}}\n')
     database.close()
     return total
 
