@@ -262,3 +262,26 @@ def test_another_process_add_log_commits_fast_beside_a_held_read_and_a_200k_row_
         stored = {log.raw_data for log in logs if log.direction.value == "command"}
     manager.close()
     assert set(report["written"]) <= stored and len(report["written"]) == len(stored)
+
+
+@pytest.mark.parametrize("command", [["status"], ["stats"], ["export"], ["stats", "--json"]])
+def test_read_only_cli_commands_run_while_a_writer_holds_the_write_lock(
+    tmp_path: Path, encryption_key: str, command: list[str]
+) -> None:
+    from test_cli import invoke
+
+    reader, writer = _managers(tmp_path)
+    reader.close()
+    url = f"sqlite:///{tmp_path / 'readers.db'}"
+    holder = UnitOfWork(writer)
+    holder.devices.create(Device(id="UNCOMMITTED", device_type=DeviceType.PHONE))  # write lock
+    try:
+        started = time.monotonic()
+        result = invoke(url, *command, ok=False)
+        took = time.monotonic() - started
+    finally:
+        holder.close()
+        writer.close()
+    assert result.exit_code == 0, result.output
+    assert "UNCOMMITTED" not in result.output
+    assert took < 10
