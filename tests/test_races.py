@@ -147,3 +147,16 @@ def test_two_callers_setting_a_new_key_at_once_both_succeed_and_the_last_wins(
         stored = uow.settings.get_by_id(key)
         assert stored.description == "first"  # not given by the second caller: kept
         assert uow.settings.count() == 1
+
+
+def test_set_value_after_creating_the_same_setting_in_the_unit_of_work_updates_it(
+    manager: DatabaseManager,
+) -> None:
+    from cardlink.database import Setting
+
+    with UnitOfWork(manager) as uow:
+        uow.settings.create(Setting(key="pending", value=1))
+        uow.settings.set_value("pending", 2)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert uow.settings.get_value("pending") == 2

@@ -128,6 +128,7 @@ class SettingRepository(BaseRepository[Setting]):
             )
         lock_for_writing(self.session)
         with translated_errors(), self.session.begin_nested():
+            self.session.flush()  # a Core statement does not autoflush: pending rows first
             self.session.execute(statement)
 
     def get_by_category(self, category: str) -> dict[str, Any]:
