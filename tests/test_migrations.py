@@ -56,6 +56,13 @@ BEFORE_HEAD = REVISIONS[-2] if len(REVISIONS) > 1 else None
 TABLES = ("devices", "cards", "sessions", "logs", "tests", "settings")
 
 
+def packaged_scripts() -> ScriptDirectory:
+    """Alembic's view of the revisions shipped with the package."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return ScriptDirectory.from_config(config)
+
+
 @pytest.fixture
 def fresh(empty_database_url: str) -> DatabaseManager:
     """A manager on a database with no tables; the schema is forgotten afterwards."""
