@@ -176,7 +176,7 @@ def test_a_malformed_trace_writes_nothing(manager: DatabaseManager) -> None:
     session_id = new_session(manager)
     with UnitOfWork(manager) as uow:
         for damaged in (pcap_bytes()[:10], pcapng_bytes()[:-7]):
-            with pytest.raises(ValidationError, match="pcap(ng)? trace is damaged"):
+            with pytest.raises(ValidationError, match=r"pcap(ng)? trace is damaged"):
                 uow.logs.import_trace(io.BytesIO(damaged), session_id=session_id)
         with pytest.raises(ValidationError, match="line 3: expected hex APDU"):
             uow.logs.import_trace(
