@@ -13,7 +13,7 @@ GSMTAP SIM packet per complete pair (see ``transfer.traces`` for the T=0 form).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
@@ -22,13 +22,14 @@ from sqlalchemy import select
 from ..apdu import describe_status_word
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import CommDirection, CommLog, OTASession
-from ..pairing import WireApdu, pair_apdus
+from ..pairing import ApduPairer, WireApdu, pair_apdus
 from ..transfer.traces import detect_trace_format, read_apdu4j, read_gsmtap, write_gsmtap_pcap
 from ..types import to_uuid, utcnow
 
 if TYPE_CHECKING:
     from .log import LogRepository
 
+_COMMAND, _RESPONSE = CommDirection.COMMAND, CommDirection.RESPONSE
 #: What ``format=`` accepts: ``"auto"`` tells pcap/pcapng from an apdu4j dump by magic number.
 TRACE_FORMATS = ("auto", "apdu4j", "pcap")
 
@@ -65,18 +66,15 @@ def import_trace(
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise ValidationError(f"apdu4j dump is not UTF-8 text (byte {error.start})") from None
-        apdus = _timed(read_apdu4j(text.splitlines()), utcnow())
-        kind_name = "apdu4j"
+        apdus = read_apdu4j(text.splitlines())
+        clock: datetime | None = utcnow()
     else:
         apdus = read_gsmtap(io.BytesIO(raw))
-        kind_name = kind
-    rows = [_row(key, apdu) for apdu in apdus]
+        clock = None
+    rows, commands, pairs = _rows(key, apdus, clock)
     logs.add_log_batch(rows)
     logs.flush_batch()
-    pairs = pair_apdus(apdus)
-    complete = sum(1 for pair in pairs if pair.command is not None and pair.response is not None)
-    commands = sum(1 for apdu in apdus if apdu.is_command)
-    return TraceImport(str(key), kind_name, commands, len(apdus) - commands, complete)
+    return TraceImport(str(key), kind, commands, len(rows) - commands, pairs)
 
 
 def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int:
@@ -110,29 +108,32 @@ def _existing_session(logs: LogRepository, session_id: Any) -> Any:
     return key
 
 
-def _timed(apdus: list[WireApdu], start: datetime) -> list[WireApdu]:
-    """apdu4j rows given wire times: a response ``latency_ms`` after its command."""
-    timed: list[WireApdu] = []
-    clock = start
-    for apdu in apdus:
-        if not apdu.is_command and apdu.latency_ms:
+def _rows(
+    session_id: Any, apdus: list[WireApdu], clock: datetime | None
+) -> tuple[list[tuple[Any, ...]], int, int]:
+    """``add_log_batch`` tuples in wire order, the command count and the pair count.
+
+    With a ``clock`` (an apdu4j dump) each APDU is timed from it: a response
+    ``latency_ms`` after its command. A response carries its status word's meaning.
+    """
+    pairer = ApduPairer()
+    rows: list[tuple[Any, ...]] = []
+    commands = pairs = 0
+    for position, apdu in enumerate(apdus):
+        is_command = apdu.direction == "command"
+        if clock is not None and not is_command and apdu.latency_ms:
             clock += timedelta(milliseconds=apdu.latency_ms)
-        timed.append(replace(apdu, timestamp=clock))
-    return timed
-
-
-def _row(session_id: Any, apdu: WireApdu) -> dict[str, Any]:
-    """One ``add_log_batch`` dict; a response carries its status word's meaning."""
-    direction = CommDirection.COMMAND if apdu.is_command else CommDirection.RESPONSE
-    row: dict[str, Any] = {
-        "session_id": session_id,
-        "direction": direction,
-        "raw_data": apdu.hex,
-        "timestamp": apdu.timestamp,
-        "latency_ms": apdu.latency_ms,
-    }
-    if direction is CommDirection.RESPONSE and len(apdu.hex) >= 4:
-        status_word = apdu.hex[-4:]
-        row["status_word"] = status_word
-        row["status_message"] = describe_status_word(status_word)
-    return row
+        when = clock if clock is not None else apdu.timestamp
+        keyed = WireApdu(apdu.direction, apdu.hex, apdu.channel, when, apdu.latency_ms, position)
+        link = pairer.add(keyed)
+        if is_command:
+            commands += 1
+            rows.append((session_id, _COMMAND, apdu.hex, None, None, None, None, when))
+            continue
+        pairs += link.command_key is not None
+        status_word = apdu.hex[-4:] if len(apdu.hex) >= 4 else None
+        meaning = describe_status_word(status_word) if status_word else None
+        rows.append(
+            (session_id, _RESPONSE, apdu.hex, None, status_word, meaning, apdu.latency_ms, when)
+        )
+    return rows, commands, pairs
