@@ -10,12 +10,14 @@ from .exceptions import (
     ConfigurationError,
     ConnectionError,
     DatabaseError,
+    DatabaseNotFoundError,
     EncryptionError,
     IntegrityError,
     MigrationError,
     NotFoundError,
     ValidationError,
 )
+from .maintenance import DatabaseStats, PurgeResult
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -97,6 +99,8 @@ __all__ = [
     "DatabaseError",
     "DatabaseEvent",
     "DatabaseManager",
+    "DatabaseNotFoundError",
+    "DatabaseStats",
     "Device",
     "DeviceRepository",
     "DeviceType",
@@ -111,6 +115,7 @@ __all__ = [
     "NotFoundError",
     "OTASession",
     "Page",
+    "PurgeResult",
     "SessionRepository",
     "SessionStatus",
     "Setting",
