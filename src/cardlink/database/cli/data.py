@@ -187,13 +187,13 @@ def import_(
       cardlink-db import --dry-run backup.json
     """
     mode = ConflictMode(conflict.lower())
-    if format_name is not None:
-        chosen = ExportFormat(format_name.lower())
-    elif file == "-":
-        chosen = ExportFormat.JSON
-    else:
-        chosen = detect_file_format(file)
     with _open_input(file) as (stream, raw, size):
+        if format_name is not None:
+            chosen = ExportFormat(format_name.lower())
+        elif file == "-":
+            chosen = ExportFormat.JSON
+        else:
+            chosen = detect_file_format(file)
         if chosen is ExportFormat.JSON and _looks_like_yaml(stream):
             fail(f"{file}: this looks like YAML; use --format yaml")
         with (
