@@ -328,10 +328,30 @@ def _can_build_offline() -> bool:
     """True if setuptools here builds wheels without the separate ``wheel`` package."""
     import importlib.util
 
-    import setuptools
-
+    try:
+        import setuptools
+    except ImportError:  # a fresh venv of Python 3.12+ has none
+        return False
     major, minor = (int(part) for part in setuptools.__version__.split(".")[:2])
     return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
+def _see_the_dependencies_of_this_interpreter(python: Path) -> None:
+    """Let a new venv import what this interpreter has installed (SQLAlchemy, Alembic...).
+
+    Wherever they are: a venv's site-packages, or the system's (CI installs there).
+    The new venv's own site-packages stays first, so its wheel wins over any
+    ``cardlink`` found here; ``.pth`` files of these folders are not run, so an
+    editable install of this checkout stays invisible.
+    """
+    found = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    folders = [path for path in sys.path if path.endswith(("site-packages", "dist-packages"))]
+    (Path(found) / "_outer_dependencies.pth").write_text("\n".join(folders) + "\n")
 
 
 def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
@@ -368,11 +388,10 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     venv = tmp_path / "venv"
     subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
-        check=True,
-        timeout=120,
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
     )
     python = venv / "bin" / "python"
+    _see_the_dependencies_of_this_interpreter(python)
     wheel = next(wheels.glob("*.whl"))
     install = subprocess.run(
         [
@@ -418,6 +437,27 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     assert "Pending Migrations: 0" in status.stdout
     assert get_current_revision(database_url=url) == HEAD
     assert make_url(url).database in status.stdout
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            list(args), cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    # Alembic's own commands, through the config the package ships, from any folder.
+    ini = run(str(script), "alembic-ini").stdout.strip()
+    assert ini.startswith(str(venv)) and Path(ini).is_file()
+    assert HEAD in run(str(python), "-m", "alembic", "-c", ini, "history").stdout
+    assert f"{HEAD} (head)" in run(str(python), "-m", "alembic", "-c", ini, "current").stdout
+    # And the same through cardlink-db.
+    assert f"-> {HEAD} (head)" in run(str(script), "history").stdout
+    assert run(str(script), "downgrade", "--revision", "base", "--yes").stdout.strip() == (
+        f"Downgraded {HEAD} -> base"
+    )
+    assert run(str(script), "current").stdout.strip() == "none"
+    run(str(script), "migrate")
+    assert run(str(script), "current").stdout.strip() == f"{HEAD} (head)"
 
 
 def test_concurrent_stamps_record_head_once(empty_database_url: str) -> None:
