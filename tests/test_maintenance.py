@@ -83,9 +83,9 @@ def test_stats_and_purge_on_a_database_without_tables_name_the_fix(
 ) -> None:
     manager = DatabaseManager(DatabaseConfig(empty_database_url))
     try:
-        with pytest.raises(DatabaseError, match="table\\(s\\) missing: devices.*cardlink-db init"):
+        with pytest.raises(DatabaseError, match=r"table\(s\) missing: devices.*cardlink-db init"):
             manager.stats()
-        with pytest.raises(DatabaseError, match="table\\(s\\) missing: .*logs"):
+        with pytest.raises(DatabaseError, match=r"table\(s\) missing: .*logs"):
             manager.purge(older_than=timedelta(days=1), tables=["logs"], dry_run=True)
         with manager.engine.connect() as connection:
             assert inspect(connection).get_table_names() == []

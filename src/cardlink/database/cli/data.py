@@ -25,7 +25,8 @@ from ..transfer import detect_format as detect_file_format
 from ..transfer.formats import is_gzip_name
 from ..unit_of_work import UnitOfWork
 from .app import CliState, cli, fail
-from .console import ByteProgress, RowProgress, stderr_is_terminal
+from . import console
+from .console import ByteProgress, RowProgress
 
 FORMATS = click.Choice([member.value for member in ExportFormat], case_sensitive=False)
 COUNTS = ("created", "updated", "skipped")
@@ -86,7 +87,7 @@ def export(
     with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         totals = None
         show_progress = not (to_stdout and sys.stdout.isatty())
-        if show_progress and stderr_is_terminal():
+        if show_progress and console.stderr_is_terminal():
             counts = table_counts(manager)
             totals = {name: counts[name] or 0 for name in names or TABLE_NAMES}
         with RowProgress("Exporting", totals=totals, enabled=show_progress) as progress:

@@ -116,7 +116,7 @@ def downgrade(state: CliState, revision: str, yes: bool) -> None:
     from ..migrate import downgrade as run_downgrade
     from ..migrate import get_current_revision
 
-    with state.manager() as manager:
+    with state.manager(tables=True) as manager:
         before = get_current_revision(manager=manager)
         if before is None:
             fail(
@@ -146,7 +146,8 @@ def stamp(state: CliState, revision: str) -> None:
     """
     from ..migrate import stamp as run_stamp
 
-    with state.manager() as manager:
+    # Stamping a database without the tables would claim a schema it does not have.
+    with state.manager(tables=revision != "base") as manager:
         now = run_stamp(revision, manager=manager)
     click.echo(f"Stamped {manager.config.database_url} at revision {now or 'base'}")
 
