@@ -351,8 +351,9 @@ def test_the_packaged_alembic_config_works_from_any_folder(tmp_path: Path) -> No
     assert f"{HEAD} (head)" in done.stdout
 
 
-def test_create_database_is_what_init_uses(backend: str, tmp_path: Path) -> None:
-    if backend != "sqlite":
-        pytest.skip("covered on servers by test_init_creates_a_missing_server_database")
+def test_create_database_makes_a_missing_sqlite_file_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
     config = DatabaseConfig(f"sqlite:///{tmp_path / 'made' / 'by.db'}")
-    assert create_database(config) and (tmp_path / "made" / "by.db").stat().st_mode & 0o077 == 0
+    assert create_database(config) is True and create_database(config) is False
+    assert (tmp_path / "made" / "by.db").stat().st_mode & 0o077 == 0

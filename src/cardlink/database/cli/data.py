@@ -24,8 +24,8 @@ from ..transfer import TABLE_NAMES, ConflictMode, DataExporter, DataImporter, Ex
 from ..transfer import detect_format as detect_file_format
 from ..transfer.formats import is_gzip_name
 from ..unit_of_work import UnitOfWork
-from .app import CliState, cli, fail
 from . import console
+from .app import CliState, cli, fail
 from .console import ByteProgress, RowProgress
 
 FORMATS = click.Choice([member.value for member in ExportFormat], case_sensitive=False)
