@@ -357,3 +357,19 @@ def test_create_database_makes_a_missing_sqlite_file_readable_by_its_owner_only(
     config = DatabaseConfig(f"sqlite:///{tmp_path / 'made' / 'by.db'}")
     assert create_database(config) is True and create_database(config) is False
     assert (tmp_path / "made" / "by.db").stat().st_mode & 0o077 == 0
+
+
+def test_the_cli_modules_hold_no_sql_and_every_command_has_an_example() -> None:
+    import ast
+
+    import cardlink.database.cli as package
+
+    for module in Path(package.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                assert node.module == "sqlalchemy.exc", f"{module.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(alias.name.startswith("sqlalchemy") for alias in node.names)
+    for name, command in cli.commands.items():
+        assert "Example:" in (command.help or ""), name
