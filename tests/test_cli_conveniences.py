@@ -373,3 +373,15 @@ def test_the_cli_modules_hold_no_sql_and_every_command_has_an_example() -> None:
                 assert not any(alias.name.startswith("sqlalchemy") for alias in node.names)
     for name, command in cli.commands.items():
         assert "Example:" in (command.help or ""), name
+
+
+def test_a_truncated_gz_backup_is_one_line(fresh_url: str, tmp_path: Path) -> None:
+    invoke(fresh_url, "init")
+    target = tmp_path / "backup.json.gz"
+    invoke(fresh_url, "export", "--output", str(target))
+    target.write_bytes(target.read_bytes()[:-12])
+    line = one_line_error(
+        CliRunner().invoke(cli, ["--database-url", fresh_url, "import", str(target)])
+    )
+    assert "not whole gzip data" in line
+    assert counts(fresh_url)["devices"] == 0

@@ -8,10 +8,12 @@ non-zero exit code; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +77,8 @@ def describe(error: BaseException) -> str:
         return text
     if isinstance(error, DatabaseError):
         return f"{text} (hint: run with --debug for details)"
+    if isinstance(error, EOFError | zlib.error | gzip.BadGzipFile):
+        return f"the file is not whole gzip data: {text} (hint: is the backup truncated?)"
     if isinstance(error, UnicodeDecodeError):
         return f"the file is not UTF-8 text: {text} (hint: pass an export written by cardlink-db)"
     if isinstance(error, OSError):
