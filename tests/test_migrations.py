@@ -418,7 +418,8 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"
     work.mkdir()
     url = f"sqlite:///{tmp_path / 'wheel.db'}"
-    env = {**os.environ, "DATABASE_URL": url}
+    # The installed wheel, not a source tree that PYTHONPATH may point at.
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": ""}
     where = subprocess.run(
         [str(python), "-c", "import cardlink.database as d; print(d.__file__)"],
         cwd=work,
