@@ -132,7 +132,7 @@ def causes_chart(causes: Sequence[FailureCause]) -> Markup:
         **_options(
             style=_style(FAILED_COLOUR),
             height=max(200, 80 + 32 * len(causes)),
-            width=900,
+            width=460,  # half the page wide: drawn at its size, the labels stay legible
             show_legend=False,
         )
     )
@@ -148,7 +148,7 @@ def commands_chart(commands: Sequence[CommandErrors]) -> Markup:
         **_options(
             style=_style(ERROR_COLOUR),
             height=max(200, 80 + 32 * len(commands)),
-            width=900,
+            width=460,
             show_legend=False,
         )
     )
