@@ -10,6 +10,7 @@ browser and is not counted. A proxy on the discard port blocks any real network 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -61,7 +62,7 @@ class Chromium:
                 "about:blank",
             ],
             pass_fds=(3, 4),  # kept open after wire_fds put the pipes there
-            preexec_fn=wire_fds,  # noqa: PLW1509 - the pipe protocol needs fds 3 and 4
+            preexec_fn=wire_fds,  # the pipe protocol needs fds 3 and 4
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -72,9 +73,9 @@ class Chromium:
         self.events: list[dict[str, Any]] = []
         targets = self.call("Target.getTargets")["targetInfos"]
         page = next(target for target in targets if target["type"] == "page")
-        self._session = self.call(
-            "Target.attachToTarget", targetId=page["targetId"], flatten=True
-        )["sessionId"]
+        self._session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)[
+            "sessionId"
+        ]
         for domain in ("Page", "Network", "Runtime", "Log"):
             self.call(f"{domain}.enable", session=True)
 
@@ -86,10 +87,8 @@ class Chromium:
 
     def close(self) -> None:
         """Stop the browser and close the pipes."""
-        try:
+        with contextlib.suppress(OSError):
             self._send({"id": -1, "method": "Browser.close"})
-        except OSError:
-            pass
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -113,7 +112,9 @@ class Chromium:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def call(self, method: str, *, session: bool = False, timeout: float = 30, **params: Any) -> Any:
+    def call(
+        self, method: str, *, session: bool = False, timeout: float = 30, **params: Any
+    ) -> Any:
         """Send one command and return its result; events met meanwhile are kept."""
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}

@@ -91,32 +91,47 @@ def sample_run_report() -> RunReport:
         trend=trend,
         baseline_run_id="nightly-29",
         regressions=[
-            StatusChange("ota.ram_rfm", "test_install_for_load_rejected", TestStatus.PASSED,
-                         TestStatus.FAILED),
+            StatusChange(
+                "ota.ram_rfm",
+                "test_install_for_load_rejected",
+                TestStatus.PASSED,
+                TestStatus.FAILED,
+            ),
             StatusChange("scp81.tls_psk", "test_psk_identity_rotation", None, TestStatus.FAILED),
             StatusChange(HOSTILE_NAME, HOSTILE_NAME, TestStatus.PASSED, TestStatus.FAILED),
         ],
         fixes=[
-            StatusChange("uicc.file_system", "test_select_by_path", TestStatus.FAILED,
-                         TestStatus.PASSED),
+            StatusChange(
+                "uicc.file_system", "test_select_by_path", TestStatus.FAILED, TestStatus.PASSED
+            ),
         ],
         flaky=[
-            FlakyTest("scp81.admin_http", "test_chunked_post_response", 6, "nightly-30",
-                      START),
-            FlakyTest("ota.install", "test_load_large_cap", 3, "nightly-27",
-                      START - timedelta(days=3)),
+            FlakyTest("scp81.admin_http", "test_chunked_post_response", 6, "nightly-30", START),
+            FlakyTest(
+                "ota.install", "test_load_large_cap", 3, "nightly-27", START - timedelta(days=3)
+            ),
         ],
         slowest=[
             SlowTest("ota.install", f"test_load_cap_{size}k", 40_000 + size * 700)
             for size in (8, 16, 32, 64, 96, 128, 160, 192, 224, 256, 320)
         ],
         failures=[
-            FailureDetail("ota.ram_rfm", "test_install_for_load_rejected", TestStatus.FAILED,
-                          "AssertionError: expected 9000, card answered 6A80", exchange),
-            FailureDetail("scp81.admin_http", "test_retry_after_503", TestStatus.ERROR,
-                          "TimeoutError: no POST from the card within 30 s"),
-            FailureDetail(HOSTILE_NAME, HOSTILE_NAME, TestStatus.FAILED,
-                          "<b>not bold</b> & not markup", None),
+            FailureDetail(
+                "ota.ram_rfm",
+                "test_install_for_load_rejected",
+                TestStatus.FAILED,
+                "AssertionError: expected 9000, card answered 6A80",
+                exchange,
+            ),
+            FailureDetail(
+                "scp81.admin_http",
+                "test_retry_after_503",
+                TestStatus.ERROR,
+                "TimeoutError: no POST from the card within 30 s",
+            ),
+            FailureDetail(
+                HOSTILE_NAME, HOSTILE_NAME, TestStatus.FAILED, "<b>not bold</b> & not markup", None
+            ),
         ],
     )
 
@@ -129,8 +144,11 @@ def sample_sessions_report() -> SessionsReport:
     for offset in range(30):
         sessions = rng.randint(60, 140)
         daily.append(
-            DailyOtaRate(first + timedelta(days=offset), sessions,
-                         sessions - rng.randint(0, max(1, sessions // 8)))
+            DailyOtaRate(
+                first + timedelta(days=offset),
+                sessions,
+                sessions - rng.randint(0, max(1, sessions // 8)),
+            )
         )
     return SessionsReport(
         days=30,
@@ -143,7 +161,9 @@ def sample_sessions_report() -> SessionsReport:
             FailureCause(HOSTILE_NAME, 2),
         ],
         commands=[
-            CommandErrors("INSTALL [for load]", 57, "6A80", "incorrect parameters in the data field"),
+            CommandErrors(
+                "INSTALL [for load]", 57, "6A80", "incorrect parameters in the data field"
+            ),
             CommandErrors("LOAD", 33, "6581", "memory failure"),
             CommandErrors("SELECT", 21, "6A82", "file or application not found"),
             CommandErrors("PUT KEY", 9, "6982", "security status not satisfied"),

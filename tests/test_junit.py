@@ -102,9 +102,19 @@ def test_a_pytest_junitxml_file_reads_into_records(tmp_path: Path) -> None:
     )
     results = tmp_path / "results.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={results}", "test_sample.py"],
-        cwd=tmp_path, capture_output=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={results}",
+            "test_sample.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
     )
     cases = read_junit_xml(results)
     by_name = {case.name: case for case in cases}
@@ -142,7 +152,12 @@ def test_a_gotestsum_file_reads_repeated_testcases_as_attempts() -> None:
     assert _outcomes(cases) == [
         ("TestHandshake", 1, TestStatus.FAILED, "Failed"),
         ("TestHandshake", 2, TestStatus.PASSED, None),
-        ("TestSkipMe", 1, TestStatus.SKIPPED, "=== RUN   TestSkipMe\n    ota_test.go:20: needs a card\n"),
+        (
+            "TestSkipMe",
+            1,
+            TestStatus.SKIPPED,
+            "=== RUN   TestSkipMe\n    ota_test.go:20: needs a card\n",
+        ),
     ]
     assert cases[0].details is not None and "psk mismatch" in cases[0].details
     assert cases[1].duration_ms == 20
@@ -152,25 +167,58 @@ def test_a_gotestsum_file_reads_repeated_testcases_as_attempts() -> None:
 def _retried_run() -> list[JUnitCase]:
     exchange = FailingExchange.from_apdu("80E60C002B", "6A80", session_id="3f2c9a51")
     return [
-        JUnitCase("scp81.tls_psk", "test_handshake", "scp81.tls_psk", TestStatus.PASSED,
-                  duration_ms=1250),
-        JUnitCase("ota.install", "test_install", "ota.install", TestStatus.FAILED,
-                  attempt=1, message="expected 9000, got 6A80", details="Traceback ...",
-                  output=exchange.as_text()),
-        JUnitCase("ota.install", "test_install", "ota.install", TestStatus.FAILED,
-                  attempt=2, message="expected 9000, got 6A80 again"),
-        JUnitCase("ota.install", "test_load", "ota.install", TestStatus.ERROR, attempt=1,
-                  message="reader gone"),
-        JUnitCase("ota.install", "test_load", "ota.install", TestStatus.PASSED, attempt=2,
-                  duration_ms=5_001),
-        JUnitCase("ota.install", "test_<script>alert(1)", None, TestStatus.SKIPPED,
-                  message="needs a modem & a card", duration_ms=0),
+        JUnitCase(
+            "scp81.tls_psk", "test_handshake", "scp81.tls_psk", TestStatus.PASSED, duration_ms=1250
+        ),
+        JUnitCase(
+            "ota.install",
+            "test_install",
+            "ota.install",
+            TestStatus.FAILED,
+            attempt=1,
+            message="expected 9000, got 6A80",
+            details="Traceback ...",
+            output=exchange.as_text(),
+        ),
+        JUnitCase(
+            "ota.install",
+            "test_install",
+            "ota.install",
+            TestStatus.FAILED,
+            attempt=2,
+            message="expected 9000, got 6A80 again",
+        ),
+        JUnitCase(
+            "ota.install",
+            "test_load",
+            "ota.install",
+            TestStatus.ERROR,
+            attempt=1,
+            message="reader gone",
+        ),
+        JUnitCase(
+            "ota.install",
+            "test_load",
+            "ota.install",
+            TestStatus.PASSED,
+            attempt=2,
+            duration_ms=5_001,
+        ),
+        JUnitCase(
+            "ota.install",
+            "test_<script>alert(1)",
+            None,
+            TestStatus.SKIPPED,
+            message="needs a modem & a card",
+            duration_ms=0,
+        ),
     ]
 
 
 def test_written_junit_validates_against_the_jenkins_schema_with_retries_and_exchange() -> None:
     xml = write_junit_xml(
-        _retried_run(), name="nightly-30",
+        _retried_run(),
+        name="nightly-30",
         properties={"device": "Quectel EG25-G", "tags": ["nightly", "scp81"]},
     )
     SCHEMA.validate(xml)
@@ -194,9 +242,19 @@ def test_a_pytest_file_validates_against_the_vendored_schema(tmp_path: Path) -> 
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    pass\n")
     results = tmp_path / "results.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={results}", "test_ok.py"],
-        cwd=tmp_path, capture_output=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={results}",
+            "test_ok.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
     )
     SCHEMA.validate(str(results))
     SCHEMA.validate(SUREFIRE.decode())
@@ -207,13 +265,20 @@ def test_a_pytest_file_validates_against_the_vendored_schema(tmp_path: Path) -> 
     [
         (b"<testsuites><testsuite name='a'>", "results.xml: not well-formed XML: line 1"),
         (b"<html><body/></html>", "results.xml: not JUnit XML: the root element is <html>"),
-        (b"<testsuite name='s'><testcase classname='c'/></testsuite>",
-         "results.xml: a <testcase> in suite 's' has no name"),
-        (b"<testsuite name='s'><testcase name='t' time='soon'/></testsuite>",
-         "results.xml: testcase 't': time 'soon' is not a number of seconds"),
+        (
+            b"<testsuite name='s'><testcase classname='c'/></testsuite>",
+            "results.xml: a <testcase> in suite 's' has no name",
+        ),
+        (
+            b"<testsuite name='s'><testcase name='t' time='soon'/></testsuite>",
+            "results.xml: testcase 't': time 'soon' is not a number of seconds",
+        ),
         (b"<testsuite><testcase name='t'/></testsuite>", "results.xml: a <testsuite> has no name"),
-        (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
-         b"<testsuite name='&lol2;'/>", "results.xml: refused: DTDForbidden"),
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>'
+            b"<testsuite name='&lol2;'/>",
+            "results.xml: refused: DTDForbidden",
+        ),
     ],
 )
 def test_a_malformed_file_is_one_line_naming_what_is_wrong(xml: bytes, expected: str) -> None:

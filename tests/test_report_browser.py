@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chromium_pipe import Chromium, find_chromium
-from report_samples import HOSTILE_NAME, sample_run_report, sample_sessions_report
 
 from cardlink.database.reports import render_run_report, render_sessions_report, write_report
+from chromium_pipe import Chromium, find_chromium
+from report_samples import HOSTILE_NAME, sample_run_report, sample_sessions_report
 
 MARKS = {"bars": "svg rect.rect", "points": "svg circle.dot"}
 
@@ -27,7 +27,7 @@ DOM_FACTS = """(() => {
     counts[el.dataset.count] = el.textContent.trim();
   const charts = {};
   for (const fig of document.querySelectorAll('figure.chart')) {
-    const selector = fig.dataset.marks === 'bars' ? '%(bars)s' : '%(points)s';
+    const selector = fig.dataset.marks === 'bars' ? 'BARS' : 'POINTS';
     charts[fig.dataset.chart] = {
       marks: fig.querySelectorAll(selector).length,
       expected: Number(fig.dataset.expected),
@@ -36,7 +36,7 @@ DOM_FACTS = """(() => {
   }
   return {counts, charts, scripts: document.querySelectorAll('script').length,
           text: document.body.innerText};
-})()""" % MARKS
+})()""".replace("BARS", MARKS["bars"]).replace("POINTS", MARKS["points"])
 
 
 def _required() -> bool:

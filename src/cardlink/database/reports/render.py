@@ -17,12 +17,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from . import charts
 from .inputs import RunReport, SessionsReport
 
-
 #: The run report lists this many failures, each message cut at this many characters, so a
 #: run where everything broke still gives a page a browser opens at once (the JUnit export
 #: keeps them all).
 FAILURES_SHOWN = 500
 MESSAGE_LENGTH = 2000
+#: What a report shows for a value it does not have.
+NO_VALUE = "\N{EN DASH}"
 
 
 @cache
@@ -43,7 +44,7 @@ def _environment() -> Environment:
 def format_duration(milliseconds: int | float | None) -> str:
     """``1234`` -> ``1.23 s``; ``3723000`` -> ``1 h 02 min``: short, for people."""
     if milliseconds is None:
-        return "–"
+        return NO_VALUE
     if milliseconds < 1000:
         return f"{milliseconds:.0f} ms"
     seconds = milliseconds / 1000
@@ -57,14 +58,14 @@ def format_duration(milliseconds: int | float | None) -> str:
 
 
 def format_percent(value: float | None) -> str:
-    """``97.456`` -> ``97.5 %``; no tests -> ``–``."""
-    return "–" if value is None else f"{value:.1f} %"
+    """``97.456`` -> ``97.5 %``; no tests -> a dash."""
+    return NO_VALUE if value is None else f"{value:.1f} %"
 
 
 def format_when(value: datetime | None) -> str:
-    """A UTC timestamp to the minute, or ``–``."""
+    """A UTC timestamp to the minute, or a dash."""
     if value is None:
-        return "–"
+        return NO_VALUE
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc)
     return value.strftime("%Y-%m-%d %H:%M UTC")

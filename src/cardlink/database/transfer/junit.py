@@ -20,6 +20,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import IO, Any
 
@@ -104,9 +105,7 @@ def read_junit_xml(source: Source, *, name: str | None = None) -> list[JUnitCase
     return cases
 
 
-def _read_suite(
-    suite: ET.Element, label: str, inherited: Mapping[str, str]
-) -> Iterator[JUnitCase]:
+def _read_suite(suite: ET.Element, label: str, inherited: Mapping[str, str]) -> Iterator[JUnitCase]:
     suite_name = suite.get("name")
     if not suite_name:
         raise ValidationError(f"{label}: a <testsuite> has no name")
@@ -151,14 +150,13 @@ def _read_case(
             retries.append((_RETRIES[child.tag], *_message(child)))
         elif child.tag == "system-out":
             output = child.text or None
-    common = {"suite": suite, "name": test_name, "classname": classname, "properties": properties}
+    attempt = partial(JUnitCase, suite, test_name, classname, properties=properties)
     tries = [
-        JUnitCase(**common, status=s, message=m, details=d, attempt=n)
+        attempt(status=s, message=m, details=d, attempt=n)
         for n, (s, m, d) in enumerate(earlier, start=1)
     ]
     tries.append(
-        JUnitCase(
-            **common,
+        attempt(
             status=status,
             message=message,
             details=details,
@@ -168,7 +166,7 @@ def _read_case(
         )
     )
     tries.extend(
-        JUnitCase(**common, status=s, message=m, details=d, attempt=len(tries) + n)
+        attempt(status=s, message=m, details=d, attempt=len(tries) + n)
         for n, (s, m, d) in enumerate(retries, start=1)
     )
     return tries
@@ -179,9 +177,8 @@ def _message(element: ET.Element) -> tuple[str | None, str | None]:
     text = (element.text or "").strip()
     if not text:  # Surefire 2.22.1+ puts a retry's trace in <stackTrace>
         text = (element.findtext("stackTrace") or "").strip()
-    text = text or None
     message = element.get("message") or (text.splitlines()[0] if text else None)
-    return message, text
+    return message, text or None
 
 
 def _properties(element: ET.Element, label: str) -> dict[str, str]:
