@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from cardlink.database import ValidationError
+from cardlink.database import DatabaseManager, UnitOfWork, ValidationError
 from cardlink.database.models.enums import TestStatus
 from cardlink.database.reports import FailingExchange
 from cardlink.database.transfer.junit import (
@@ -286,3 +286,27 @@ def test_a_malformed_file_is_one_line_naming_what_is_wrong(xml: bytes, expected:
         read_junit_xml(xml, name="results.xml")
     assert str(caught.value).startswith(expected)
     assert "\n" not in str(caught.value)
+
+
+def test_the_repository_export_reads_back_as_the_results_stored_on_every_backend(
+    manager: DatabaseManager,
+) -> None:
+    stored = [
+        ("ota", "test_connect", TestStatus.PASSED, 1_000, None),
+        ("ota", "test_download", TestStatus.FAILED, 250, "card answered 6A80"),
+        ("ota", "test_reader", TestStatus.ERROR, 5, "reader gone"),
+        ("psk", "test_identity", TestStatus.SKIPPED, None, None),
+    ]
+    with UnitOfWork(manager) as uow:
+        for suite, test, status, duration_ms, message in stored:
+            uow.tests.create_result(
+                "run_1", suite, test, status, duration_ms=duration_ms, error_message=message
+            )
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        document = uow.tests.export_junit_xml("run_1")
+    cases = read_junit_xml(document.encode(), name="run_1.xml")
+    assert [
+        (case.suite, case.name, case.status, case.duration_ms, case.message) for case in cases
+    ] == [(s, t, status, d or 0, m) for s, t, status, d, m in stored]
+    assert all(case.attempt == 1 and case.classname == case.suite for case in cases)
