@@ -43,6 +43,7 @@ SUREFIRE = b"""<?xml version="1.0" encoding="UTF-8"?>
     <rerunFailure message="still 6985" type="java.lang.AssertionError">
       <stackTrace>rerun trace</stackTrace>
     </rerunFailure>
+    <rerunError message="reader gone" type="java.io.IOException"/>
   </testcase>
   <testcase name="selectsIsd" classname="com.cardlink.OtaIT" time="0.1"/>
 </testsuite>
@@ -139,6 +140,7 @@ def test_a_surefire_file_reads_flaky_and_rerun_failures_as_attempts() -> None:
         ("installsApplet", 3, TestStatus.PASSED, None),
         ("deletesApplet", 1, TestStatus.FAILED, "expected 9000 but was 6985"),
         ("deletesApplet", 2, TestStatus.FAILED, "still 6985"),
+        ("deletesApplet", 3, TestStatus.ERROR, "reader gone"),
         ("selectsIsd", 1, TestStatus.PASSED, None),
     ]
     assert cases[2].duration_ms == 1_204_250
@@ -190,6 +192,15 @@ def _retried_run() -> list[JUnitCase]:
         ),
         JUnitCase(
             "ota.install",
+            "test_install",
+            "ota.install",
+            TestStatus.ERROR,
+            attempt=3,
+            message="reader gone on the last try",
+            details="IOError ...",
+        ),
+        JUnitCase(
+            "ota.install",
             "test_load",
             "ota.install",
             TestStatus.ERROR,
@@ -224,7 +235,7 @@ def test_written_junit_validates_against_the_jenkins_schema_with_retries_and_exc
     SCHEMA.validate(xml)
     assert '<property name="device" value="Quectel EG25-G" />' in xml
     assert '<property name="tags" value="nightly, scp81" />' in xml
-    assert "<flakyError" in xml and "<rerunFailure" in xml
+    assert "<flakyError" in xml and "<rerunFailure" in xml and "<rerunError" in xml
     assert "<system-out>INSTALL [for install and make selectable] -&gt; 6A80 " in xml
 
 

@@ -19,7 +19,7 @@ import io
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib import resources
 from typing import IO, Any
@@ -122,9 +122,8 @@ def _read_suite(suite: ET.Element, label: str, inherited: Mapping[str, str]) -> 
             classname = child.get("classname") or None
             earlier = seen.get((classname, test_name), 0)  # gotestsum repeats retried tests
             for case in _read_case(child, suite_name, test_name, classname, properties, label):
-                attempt = earlier + case.attempt
-                seen[(classname, test_name)] = attempt
-                yield JUnitCase(**{**case.__dict__, "attempt": attempt})
+                seen[(classname, test_name)] = earlier + case.attempt
+                yield replace(case, attempt=earlier + case.attempt)
 
 
 def _read_case(
@@ -150,25 +149,26 @@ def _read_case(
             retries.append((_RETRIES[child.tag], *_message(child)))
         elif child.tag == "system-out":
             output = child.text or None
-    attempt = partial(JUnitCase, suite, test_name, classname, properties=properties)
+    make_try = partial(JUnitCase, suite, test_name, classname, properties=properties)
     tries = [
-        attempt(status=s, message=m, details=d, attempt=n)
+        make_try(status=s, message=m, details=d, attempt=n)
         for n, (s, m, d) in enumerate(earlier, start=1)
     ]
+    final = len(tries) + 1
     tries.append(
-        attempt(
+        make_try(
             status=status,
             message=message,
             details=details,
             output=output,
             duration_ms=duration_ms,
-            attempt=len(tries) + 1,
+            attempt=final,
         )
     )
-    tries.extend(
-        attempt(status=s, message=m, details=d, attempt=len(tries) + n)
+    tries += [
+        make_try(status=s, message=m, details=d, attempt=final + n)
         for n, (s, m, d) in enumerate(retries, start=1)
-    )
+    ]
     return tries
 
 
