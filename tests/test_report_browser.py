@@ -96,7 +96,7 @@ def test_run_report_shows_its_counts_charts_and_escaped_names_offline(
         "error": str(counts.error),
         "skipped": str(counts.skipped),
         "pass-rate": f"{counts.pass_rate:.1f} %",
-        "duration": "28 min 32 s",
+        "duration": "28m 32s",
         "regressions": "3",
         "fixes": "1",
         "flaky": "2",

@@ -16,6 +16,7 @@ from cardlink.database.reports import (
     render_run_report,
     render_sessions_report,
 )
+from cardlink.database.reports.render import format_duration
 from report_samples import HOSTILE_NAME, sample_run_report, sample_sessions_report
 
 
@@ -77,3 +78,13 @@ def test_empty_reports_render_without_charts() -> None:
     sessions = render_sessions_report(SessionsReport(days=30))
     assert "Nothing failed." in run and "<svg" not in run
     assert "No sessions in the window." in sessions and "<svg" not in sessions
+
+
+def test_durations_read_short_for_people() -> None:
+    assert [format_duration(ms) for ms in (None, 850, 51_204, 1_712_400, 3_723_000)] == [
+        "\N{EN DASH}",
+        "850 ms",
+        "51.20 s",
+        "28m 32s",
+        "1h 02m",
+    ]

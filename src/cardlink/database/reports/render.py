@@ -42,7 +42,8 @@ def _environment() -> Environment:
 
 
 def format_duration(milliseconds: int | float | None) -> str:
-    """``1234`` -> ``1.23 s``; ``3723000`` -> ``1 h 02 min``: short, for people."""
+    """``1234`` -> ``1.23 s``; ``1712400`` -> ``28m 32s``; ``3723000`` -> ``1h 02m``: short,
+    so a summary tile holds it."""
     if milliseconds is None:
         return NO_VALUE
     if milliseconds < 1000:
@@ -52,9 +53,9 @@ def format_duration(milliseconds: int | float | None) -> str:
         return f"{seconds:.2f} s"
     minutes, seconds = divmod(round(seconds), 60)
     if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
+        return f"{minutes}m {seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return f"{hours}h {minutes:02d}m"
 
 
 def format_percent(value: float | None) -> str:
