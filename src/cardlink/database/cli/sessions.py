@@ -57,7 +57,7 @@ def sessions(
       cardlink-db sessions --status failed --since 7
       cardlink-db sessions --limit 5 --format json
     """
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         found = uow.sessions.summaries(status=status, since_days=since_days, limit=limit)
     if output_format == "json":
         click.echo(json.dumps([_as_json(summary) for summary in found], indent=2))

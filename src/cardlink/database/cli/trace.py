@@ -63,7 +63,7 @@ def trace_import(
     if session_id is None and (device is None or card is None):
         fail("give --session ID, or --device and --card to create a session")
     created = session_id is None
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         if session_id is None:
             if uow.devices.find_by_id(device) is None:
                 fail(f"device {device!r} not found")
@@ -109,7 +109,7 @@ def trace_export(state: CliState, session_id: str, output: Path) -> None:
       tshark -r session.pcap -Y gsm_sim
     """
     buffer = io.BytesIO()  # nothing touches the file until the session is known
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         try:
             packets = uow.logs.export_trace(session_id, buffer)
         except NotFoundError as error:
