@@ -259,7 +259,6 @@ def test_a_large_batch_is_one_transaction_with_one_event(manager: DatabaseManage
 
 
 def test_found_logs_are_persistent_entities_of_the_unit_of_work(manager: DatabaseManager) -> None:
-
     session_id = _new_session(manager)
     with UnitOfWork(manager) as uow:
         uow.logs.add_log_batch(_rows_for(session_id))
