@@ -5,9 +5,10 @@ rows the way SQLAlchemy's own loader does (``orm/loading.py``), without its
 general machinery. That needs a few names SQLAlchemy does not publish; they are
 all here, each with why it is needed and what the public fallback is:
 
-``InstanceState(obj, manager)`` (constructed)
-    A new object's ORM state. Public fallback: ``ClassManager.new_instance()``,
-    which builds the same state one call deeper per object.
+``InstanceState(obj, manager)`` (constructed), and its ``key`` and ``session_id`` set
+    A new object's ORM state, placed in the object's ``__dict__`` under
+    ``ClassManager.STATE_ATTR`` together with the row's values, then given its
+    identity and session. Public fallback: the plain ORM query.
 The session's identity map's ``_dict`` and ``_wr``; ``InstanceState._instance_dict``
     The identity map's key -> state dict and the weak reference a state keeps to
     its map. A fresh session's objects are registered by writing both, as the
