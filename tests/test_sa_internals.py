@@ -75,6 +75,26 @@ BY_HAND = {"InstanceState", "object.__setattr__", "uuid.UUID.__new__", "UUID.__n
 PRIVATE_IN_TEXT = re.compile(r"\.(_[a-z]\w*)|\b(_sa_\w+)")
 
 
+def _names_as_text(node: ast.Call | ast.Subscript | ast.Dict) -> list[str]:
+    """Attribute names given as text: ``getattr(x, "_name")``, ``x.__dict__["_name"]``, a
+    dict key."""
+    if isinstance(node, ast.Call):
+        by_name = isinstance(node.func, ast.Name) and node.func.id in _ATTRIBUTE_FUNCTIONS
+        candidates = node.args[1:2] if by_name else []
+    elif isinstance(node, ast.Subscript):
+        candidates = [node.slice]
+    else:
+        candidates = [key for key in node.keys if key is not None]
+    return [
+        candidate.value
+        for candidate in candidates
+        if isinstance(candidate, ast.Constant) and isinstance(candidate.value, str)
+    ]
+
+
+_ATTRIBUTE_FUNCTIONS = {"getattr", "hasattr", "setattr", "delattr"}
+
+
 def _findings(path: Path, tree: ast.Module, own: set[str]) -> list[str]:
     where = path.relative_to(PACKAGE.parent.parent)
     in_annotation = _annotation_nodes(tree)
@@ -91,10 +111,12 @@ def _findings(path: Path, tree: ast.Module, own: set[str]) -> list[str]:
             names = [alias.name for alias in node.names]
             if any(_is_private(part) for part in module_parts + names):
                 found.append(f"{line}: import from {node.module}: {names}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        elif isinstance(node, ast.Call | ast.Subscript | ast.Dict):
+            for text in _names_as_text(node):
+                if _is_private(text) and text not in own:
+                    found.append(f"{line}: name {text!r} as text (getattr/setattr/dict key)")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
-            if text.isidentifier() and _is_private(text) and text not in own:
-                found.append(f"{line}: name {text!r} as text (getattr/setattr/dict key)")
             for dotted, prefixed in PRIVATE_IN_TEXT.findall(text):
                 name = dotted or prefixed
                 if name not in own | PUBLIC_ROW_NAMES:
@@ -134,6 +156,8 @@ def test_the_check_itself_catches_each_kind_of_private_use() -> None:
         "ITEMS = '{\"_sa_instance_state\": state}'\n"
         "def fine(state: InstanceState[Any]) -> None: ...\n"
         "ok = row._mapping\n"
+        "name = f'ck_{column}_range'\n"
+        "state = entity.__dict__['_sa_state']\n"
         "mine = self._own\n"
     )
     found = _findings(PACKAGE / "example.py", ast.parse(source), own=set())
@@ -143,8 +167,10 @@ def test_the_check_itself_catches_each_kind_of_private_use() -> None:
         "attribute _dict",
         "attribute _instance_dict in text (generated code)",
         "attribute _sa_instance_state in text (generated code)",
+        "attribute _sa_state in text (generated code)",
         "import from sqlalchemy.orm: ['_private_helper']",
         "name '_has_events' as text (getattr/setattr/dict key)",
+        "name '_sa_state' as text (getattr/setattr/dict key)",
         "object.__setattr__ used outside an annotation",
     ]
 
