@@ -18,10 +18,11 @@ import cardlink.database as database
 from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
+from cardlink.database.migrate import get_head_revision
 from conftest import forget_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = "ae12345678"
+HEAD = get_head_revision()
 NOW = datetime.now(timezone.utc)
 
 
@@ -135,8 +136,8 @@ def test_every_guide_command_runs_in_guide_order(
     ini = scratch_alembic_ini(tmp_path)
 
     # Migrations
-    assert "ae12345678" in invoke(url, "migrate").output
-    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", "ae1234").output
+    assert HEAD in invoke(url, "migrate").output
+    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", HEAD[:6]).output
     assert invoke(url, "migrate", "--dry-run").output.startswith("-- nothing to migrate")
     alembic("revision", "--autogenerate", "-m", "Add user column", url=url, ini=ini)
     alembic("revision", "-m", "Custom changes", url=url, ini=ini)

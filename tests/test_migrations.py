@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
@@ -28,12 +30,37 @@ from cardlink.database import (
     get_pending_revisions,
     run_migrations,
 )
-from cardlink.database.migrate import get_head_revision, is_unversioned, stamp_head_if_unversioned
+from cardlink.database.migrate import (
+    SCRIPT_LOCATION,
+    get_head_revision,
+    is_unversioned,
+    stamp_head_if_unversioned,
+)
 from conftest import forget_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = "ae12345678"
+HEAD = get_head_revision()
+
+
+def _revisions() -> list[str]:
+    """Every shipped revision, oldest first, as Alembic's ScriptDirectory walks them."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    newest_first = ScriptDirectory.from_config(config).walk_revisions()
+    return [script.revision for script in newest_first][::-1]
+
+
+REVISIONS = _revisions()
+#: The revision just before the head (None when the head is the only one).
+BEFORE_HEAD = REVISIONS[-2] if len(REVISIONS) > 1 else None
 TABLES = ("devices", "cards", "sessions", "logs", "tests", "settings")
+
+
+def packaged_scripts() -> ScriptDirectory:
+    """Alembic's view of the revisions shipped with the package."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return ScriptDirectory.from_config(config)
 
 
 @pytest.fixture
@@ -99,7 +126,7 @@ ADD_COLUMN = """
     from alembic import op
 
     revision = "b2"
-    down_revision = "ae12345678"
+    down_revision = "{head}"
     branch_labels = None
     depends_on = None
 
@@ -157,15 +184,15 @@ def test_upgrade_downgrade_to_base_and_upgrade_again(fresh: DatabaseManager) -> 
     run_migrations(manager=fresh)
     assert downgrade(revision="base", manager=fresh) is None
     assert set(TABLES).isdisjoint(inspect(fresh.engine).get_table_names())
-    assert get_pending_revisions(manager=fresh) == [HEAD]
+    assert get_pending_revisions(manager=fresh) == REVISIONS
     run_migrations(manager=fresh)
     assert differences(fresh) == []
 
 
 def test_downgrade_by_steps_goes_back_one_revision(fresh: DatabaseManager) -> None:
     run_migrations(manager=fresh)
-    assert downgrade(steps=1, manager=fresh) is None
-    assert get_current_revision(manager=fresh) is None
+    assert downgrade(steps=1, manager=fresh) == BEFORE_HEAD
+    assert get_current_revision(manager=fresh) == BEFORE_HEAD
 
 
 def test_migrate_on_an_up_to_date_database_keeps_every_row(fresh: DatabaseManager) -> None:
@@ -179,7 +206,7 @@ def test_migrate_on_an_up_to_date_database_keeps_every_row(fresh: DatabaseManage
 def test_a_new_revision_applied_over_data_keeps_every_row(
     fresh: DatabaseManager, tmp_path: Path
 ) -> None:
-    location = script_copy(tmp_path, ADD_COLUMN)
+    location = script_copy(tmp_path, ADD_COLUMN.replace("{head}", HEAD))
     run_migrations(manager=fresh, script_location=location, revision=HEAD)
     session_id = insert_rows(fresh)
     before = row_counts(fresh)
@@ -201,7 +228,7 @@ def test_a_new_revision_applied_over_data_keeps_every_row(
 def test_a_failed_revision_raises_migration_error_and_stays_at_the_last_good_one(
     fresh: DatabaseManager, tmp_path: Path
 ) -> None:
-    location = script_copy(tmp_path, ADD_COLUMN, FAILING)
+    location = script_copy(tmp_path, ADD_COLUMN.replace("{head}", HEAD), FAILING)
     insert_before = run_migrations(manager=fresh, script_location=location, revision=HEAD)
     assert insert_before == HEAD
     insert_rows(fresh)
@@ -227,7 +254,7 @@ def test_an_unknown_target_revision_raises_migration_error(fresh: DatabaseManage
 
 
 def test_a_partial_revision_id_is_enough(fresh: DatabaseManager) -> None:
-    assert run_migrations("ae1234", manager=fresh) == HEAD
+    assert run_migrations(HEAD[:6], manager=fresh) == HEAD
 
 
 def test_the_dry_run_returns_the_sql_and_touches_nothing(fresh: DatabaseManager) -> None:
@@ -256,7 +283,7 @@ def test_the_api_resolves_the_database_like_the_library(
 ) -> None:
     path = tmp_path / "env.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
-    assert get_pending_revisions() == [HEAD]
+    assert get_pending_revisions() == REVISIONS
     run_migrations()
     assert get_current_revision() == HEAD
     assert get_current_revision(config=DatabaseConfig.from_sqlite_path(path)) == HEAD

@@ -87,6 +87,18 @@ _MISSING_TABLE = re.compile(
 _NOT_NULL = re.compile(r"not[ -]null|cannot be null|doesn't have a default", re.IGNORECASE)
 
 
+#: MariaDB/MySQL's ``CONSTRAINT ... failed`` (a CHECK), which PyMySQL raises as an OperationalError.
+MYSQL_CHECK_FAILED = 4025
+
+
+def is_check_violation(error: BaseException) -> bool:
+    """Whether ``error`` is MariaDB refusing a CHECK constraint (told by its errno)."""
+    args = getattr(getattr(error, "orig", None), "args", ())
+    if not isinstance(error, sa_exc.OperationalError) or not args:
+        return False
+    return bool(args[0] == MYSQL_CHECK_FAILED)
+
+
 def _first_line(error: BaseException) -> str:
     """The driver's own message, first line only, without SQLAlchemy's SQL echo."""
     original = getattr(error, "orig", None) or error
@@ -112,7 +124,7 @@ def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | 
     """Map a SQLAlchemy/DBAPI error to this package's tree (``None``: leave it)."""
     if isinstance(error, DatabaseError):
         return None
-    if isinstance(error, sa_exc.IntegrityError):
+    if isinstance(error, sa_exc.IntegrityError) or is_check_violation(error):
         return IntegrityError(describe_integrity_error(error))
     if isinstance(error, sa_exc.TimeoutError):
         return ConnectionError(

@@ -34,6 +34,7 @@ from .config import DatabaseConfig
 from .exceptions import DatabaseError, MigrationError, translated_errors
 from .manager import DatabaseManager
 from .models import Base
+from .sqlite_locking import write_transactions
 from .types import GUID, UTCDateTime
 
 #: Where the Alembic environment lives, as a package resource (works from a wheel).
@@ -320,7 +321,8 @@ def migration_connection(manager: DatabaseManager) -> Iterator[Connection]:
     parent table would cascade-delete its children's rows. Violations are checked
     before the connection is handed back.
     """
-    with manager.engine.connect() as connection:
+    # A revision writes: on SQLite its transaction takes the write lock when it begins.
+    with write_transactions(), manager.engine.connect() as connection:
         if not manager.config.is_sqlite:
             yield connection
             return

@@ -10,7 +10,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from ..bulk import insert_rows
-from ..exceptions import ValidationError, describe_integrity_error, translated_errors
+from ..exceptions import (
+    ValidationError,
+    describe_integrity_error,
+    is_check_violation,
+    translated_errors,
+)
 from .formats import (
     PSK_COLUMN,
     ConflictMode,
@@ -122,7 +127,15 @@ class TableWriter:
                 field: nulls[field] if value is None else decoders[field](value)
                 for field, value in raw.items()
             }
-        except Exception:
+        except (
+            LookupError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+            RecursionError,
+        ):
+            # Only a refused value: a signal's exception (a timeout) must pass through.
             return None
 
     def _decode_carefully(self, index: int, raw: dict[Any, Any]) -> dict[str, Any]:
@@ -230,7 +243,7 @@ class TableWriter:
         """Which of ``values`` are in ``column``, in one query (SQLite: one per 999 values).
 
         On PostgreSQL the values go as one array parameter: an IN list of hundreds of
-        parameters was parsed and planned afresh for every batch (a fifth of an import).
+        parameters is parsed and planned afresh for every batch.
         SQLite before 3.32 takes at most 999 parameters in a statement.
         """
         dialect = self.session.get_bind().dialect
@@ -313,7 +326,9 @@ class TableWriter:
                 if bulk_insert:
                     return insert_rows(self.session.connection(), self.table, params)
                 return self.session.connection().execute(statement, params)
-            except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+            except (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.OperationalError) as error:
+                if isinstance(error, sa_exc.OperationalError) and not is_check_violation(error):
+                    raise
                 raise ValidationError(
                     f"import: {self.name} {what}: {describe_integrity_error(error)}"
                 ) from None
