@@ -27,6 +27,7 @@ from .models import (
     CommLog,
     Device,
     DeviceType,
+    HttpExchange,
     OTASession,
     SessionStatus,
     Setting,
@@ -38,6 +39,7 @@ from .repositories import (
     BaseRepository,
     CardRepository,
     DeviceRepository,
+    ExchangeRepository,
     LogRepository,
     Page,
     SessionRepository,
@@ -46,6 +48,7 @@ from .repositories import (
 )
 from .repositories.card_keys import rotate_psk_keys
 from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
+from .timeline import TimelineEntry
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -108,8 +111,10 @@ __all__ = [
     "EncryptionError",
     "EventEmitter",
     "EventType",
+    "ExchangeRepository",
     "ExportFormat",
     "HttpDirection",
+    "HttpExchange",
     "HttpHead",
     "ImportResult",
     "IntegrityError",
@@ -127,6 +132,7 @@ __all__ = [
     "TestRepository",
     "TestResult",
     "TestStatus",
+    "TimelineEntry",
     "UnitOfWork",
     "ValidationError",
     "decode_apdu",
