@@ -352,7 +352,7 @@ def test_a_handshake_failure_is_stored_even_for_an_unknown_identity(
     assert (second.tls_alert, second.tls_alert_description) == (51, "decrypt_error")
     kinds = [event.event_type for event in heard if event.entity_type == "session"]
     assert kinds == [EventType.SESSION_CREATED, EventType.SESSION_FAILED] * 2
-    with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match="0..255"):
+    with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match=r"0\.\.255"):
         uow.sessions.record_handshake_failure("x", None, -1)
 
 
