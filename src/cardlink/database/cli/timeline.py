@@ -36,7 +36,7 @@ def timeline(state: CliState, session_id: str, output_format: str) -> None:
         entries = uow.sessions.timeline(session_id)
     if output_format == "json":
         document = {"session_id": session_id, "entries": [entry.to_dict() for entry in entries]}
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     _draw(session_id, entries)
 
