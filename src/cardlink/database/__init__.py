@@ -11,6 +11,7 @@ from .exceptions import (
     ConfigurationError,
     ConnectionError,
     DatabaseError,
+    DatabaseNotFoundError,
     EncryptionError,
     IntegrityError,
     MigrationError,
@@ -18,6 +19,7 @@ from .exceptions import (
     ValidationError,
 )
 from .keystore import PSKKeyStore
+from .maintenance import DatabaseStats, PurgeResult
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -104,6 +106,8 @@ __all__ = [
     "DatabaseError",
     "DatabaseEvent",
     "DatabaseManager",
+    "DatabaseNotFoundError",
+    "DatabaseStats",
     "DecodedApdu",
     "Device",
     "DeviceRepository",
@@ -124,6 +128,7 @@ __all__ = [
     "OTASession",
     "PSKKeyStore",
     "Page",
+    "PurgeResult",
     "ScriptStatus",
     "SessionRepository",
     "SessionStatus",
