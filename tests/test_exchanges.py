@@ -352,8 +352,11 @@ def test_a_handshake_failure_is_stored_even_for_an_unknown_identity(
     assert (second.tls_alert, second.tls_alert_description) == (51, "decrypt_error")
     kinds = [event.event_type for event in heard if event.entity_type == "session"]
     assert kinds == [EventType.SESSION_CREATED, EventType.SESSION_FAILED] * 2
-    with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match=r"0\.\.255"):
-        uow.sessions.record_handshake_failure("x", None, -1)
+    with UnitOfWork(manager) as uow:
+        spaced = uow.sessions.record_handshake_failure("card_001 ", None, 115)
+        assert (spaced.card_iccid, spaced.error_code) == (None, "UNKNOWN_PSK_IDENTITY")
+        with pytest.raises(ValidationError, match=r"0\.\.255"):
+            uow.sessions.record_handshake_failure("x", None, -1)
 
 
 def test_failures_by_cause_counts_alerts_script_statuses_and_error_codes(

@@ -129,9 +129,13 @@ class SessionRepository(BaseRepository[OTASession]):
         card_iccid = None
         if psk_identity is not None:
             check_value("sessions", OTASession.__table__.c.psk_identity, psk_identity)
-            card_iccid = self.session.scalars(
-                select(CardProfile.iccid).where(CardProfile.psk_identity == psk_identity)
-            ).first()
+            holders = self.session.execute(
+                select(CardProfile.iccid, CardProfile.psk_identity).where(
+                    CardProfile.psk_identity == psk_identity
+                )
+            )
+            # Exactly: MariaDB's collation would also match the identity with trailing spaces.
+            card_iccid = next((iccid for iccid, held in holders if held == psk_identity), None)
         error_code = "TLS_HANDSHAKE_FAILED" if card_iccid else "UNKNOWN_PSK_IDENTITY"
         session = OTASession(
             card_iccid=card_iccid,
