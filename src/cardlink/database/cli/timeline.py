@@ -32,7 +32,7 @@ def timeline(state: CliState, session_id: str, output_format: str) -> None:
     Example:
       cardlink-db timeline 0f0e0d0c-0b0a-4908-8706-050403020100 --format json
     """
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         entries = uow.sessions.timeline(session_id)
     if output_format == "json":
         document = {"session_id": session_id, "entries": [entry.to_dict() for entry in entries]}
