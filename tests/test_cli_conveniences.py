@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
+from cardlink.database import TABLE_NAMES, DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
 from cardlink.database.maintenance import create_database
@@ -183,7 +183,7 @@ def test_an_explicit_format_with_a_gz_name_still_compresses(fresh_url: str, tmp_
 def test_status_json_is_machine_readable(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
     assert report["current_revision"] is None and report["head_revision"] == HEAD
-    assert report["missing_tables"] == ["devices", "cards", "sessions", "logs", "tests", "settings"]
+    assert report["missing_tables"] == list(TABLE_NAMES)
     assert "cardlink-db init" in report["advice"]
     invoke(fresh_url, "init")
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
@@ -199,7 +199,7 @@ def test_stats_json_keeps_its_shape(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "stats", "--json").stdout)
     assert set(report) == {"tables", "database_size_mb", "recent_activity"}
     assert set(report["recent_activity"]) == {"sessions_last_24h", "tests_last_24h"}
-    assert list(report["tables"]) == ["devices", "cards", "sessions", "logs", "tests", "settings"]
+    assert list(report["tables"]) == list(TABLE_NAMES)
 
 
 def test_progress_shows_a_total_and_an_eta(

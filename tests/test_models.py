@@ -266,7 +266,8 @@ def test_mysql_tables_use_a_binary_collation_however_created(
                 ).all()
             )
     assert collations == dict.fromkeys(
-        ("cards", "devices", "logs", "sessions", "settings", "tests"), "utf8mb4_bin"
+        ("cards", "devices", "http_exchanges", "logs", "sessions", "settings", "tests"),
+        "utf8mb4_bin",
     )
 
 

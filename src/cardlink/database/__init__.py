@@ -29,6 +29,7 @@ from .models import (
     CommLog,
     Device,
     DeviceType,
+    HttpExchange,
     OTASession,
     SessionStatus,
     Setting,
@@ -40,6 +41,7 @@ from .repositories import (
     BaseRepository,
     CardRepository,
     DeviceRepository,
+    ExchangeRepository,
     LogRepository,
     Page,
     SessionRepository,
@@ -48,6 +50,7 @@ from .repositories import (
 )
 from .repositories.card_keys import rotate_psk_keys
 from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
+from .timeline import TimelineEntry
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -112,8 +115,10 @@ __all__ = [
     "EncryptionError",
     "EventEmitter",
     "EventType",
+    "ExchangeRepository",
     "ExportFormat",
     "HttpDirection",
+    "HttpExchange",
     "HttpHead",
     "ImportResult",
     "IntegrityError",
@@ -132,6 +137,7 @@ __all__ = [
     "TestRepository",
     "TestResult",
     "TestStatus",
+    "TimelineEntry",
     "UnitOfWork",
     "ValidationError",
     "decode_apdu",

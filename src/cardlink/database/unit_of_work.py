@@ -1,4 +1,4 @@
-"""UnitOfWork: one transaction, the six repositories over it, and the events it will publish.
+"""UnitOfWork: one transaction, its repositories, and the events it will publish.
 
 Nothing is written unless ``commit()`` is called; leaving the ``with`` block by an
 exception, or without committing, rolls back. Events recorded by the repositories
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .repositories import (
         CardRepository,
         DeviceRepository,
+        ExchangeRepository,
         LogRepository,
         SessionRepository,
         SettingRepository,
@@ -67,6 +68,12 @@ class UnitOfWork:
         from .repositories import SessionRepository
 
         return SessionRepository(self)
+
+    @cached_property
+    def exchanges(self) -> ExchangeRepository:
+        from .repositories import ExchangeRepository
+
+        return ExchangeRepository(self)
 
     @cached_property
     def logs(self) -> LogRepository:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..types import GUID, UTCDateTime, enum_column, utcnow
 from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import CommDirection
+from .exchange import ExchangeId
 
 if TYPE_CHECKING:
     from .session import OTASession
@@ -28,6 +29,7 @@ class CommLog(TimestampMixin, Base):
         Index(None, "session_id", "timestamp"),
         Index(None, "session_id", "direction"),
         Index(None, "timestamp"),
+        Index(None, "exchange_id"),
         MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "session_id", "direction", "raw_data", "status_word")
@@ -44,5 +46,9 @@ class CommLog(TimestampMixin, Base):
     status_message: Mapped[str | None] = mapped_column(String(255))
     # DOUBLE: MySQL/MariaDB FLOAT is single precision and returns ~6 significant digits.
     latency_ms: Mapped[float | None] = mapped_column(Double)
+    #: The HTTP exchange whose body carried this APDU, if known.
+    exchange_id: Mapped[int | None] = mapped_column(
+        ExchangeId, ForeignKey("http_exchanges.id", ondelete="SET NULL")
+    )
 
     session: Mapped[OTASession] = relationship(back_populates="logs", lazy="select")

@@ -10,9 +10,13 @@ from sqlalchemy import bindparam, case, func, or_, select
 
 from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
-from ..models import CommDirection, CommLog, OTASession, SessionStatus
+from ..models import CardProfile, CommDirection, CommLog, HttpExchange, OTASession, SessionStatus
+from ..models.base import check_value
+from ..scp81 import ScriptStatus
+from ..scp81 import tls_alert as describe_tls_alert
 from ..sqlite_locking import lock_for_writing
 from ..status_words import STATUS_WORD_CLASSES, error_condition
+from ..timeline import TimelineEntry, build_timeline
 from ..types import UTCDateTime, to_utc, utcnow
 from .base import BaseRepository, _slice
 
@@ -129,15 +133,89 @@ class SessionRepository(BaseRepository[OTASession]):
         return self._save(session, EventType.SESSION_UPDATED)
 
     def set_tls_info(
-        self, session_id: Any, cipher: str | None = None, psk_identity: str | None = None
+        self,
+        session_id: Any,
+        cipher: str | None = None,
+        psk_identity: str | None = None,
+        *,
+        tls_version: str | None = None,
+        client_address: str | None = None,
+        handshake_ms: int | None = None,
+        tls_alert: int | tuple[int, str] | None = None,
+        close_reason: str | None = None,
+        agent_id: str | None = None,
     ) -> OTASession:
-        """Record the negotiated TLS cipher suite and the PSK identity used."""
+        """Record the TLS side of the session; fields left None keep their stored value.
+
+        ``tls_alert`` is the alert number (its RFC name is looked up) or
+        ``(number, description)``.
+
+        Example::
+
+            uow.sessions.set_tls_info(sid, "TLS_PSK_WITH_AES_128_CBC_SHA256", "card_001",
+                                      tls_version="TLSv1.2", client_address="10.0.0.7:49152",
+                                      handshake_ms=38)
+        """
+        given: dict[str, Any] = {
+            "cipher_suite": cipher,
+            "psk_identity": psk_identity,
+            "tls_version": tls_version,
+            "client_address": client_address,
+            "handshake_ms": handshake_ms,
+            "close_reason": close_reason,
+            "agent_id": agent_id,
+        }
+        if tls_alert is not None:
+            given["tls_alert"], given["tls_alert_description"] = describe_tls_alert(tls_alert)
         session = self._locked(session_id)
-        if cipher is not None:
-            session.cipher_suite = cipher
-        if psk_identity is not None:
-            session.psk_identity = psk_identity
+        for name, value in given.items():
+            if value is not None:
+                setattr(session, name, value)
         return self._save(session, EventType.SESSION_UPDATED)
+
+    def record_handshake_failure(
+        self,
+        psk_identity: str | None,
+        client_address: str | None,
+        tls_alert: int | tuple[int, str],
+        at: datetime | None = None,
+    ) -> OTASession:
+        """Store a FAILED session for a TLS handshake that never completed.
+
+        It names the card whose PSK identity was offered, or no card when none has it:
+        then its ``error_code`` is ``UNKNOWN_PSK_IDENTITY``, so those failures count
+        apart (else ``TLS_HANDSHAKE_FAILED``). No device is known at this point.
+        """
+        number, description = describe_tls_alert(tls_alert)
+        when = to_utc(at) if at else utcnow()
+        card_iccid = None
+        if psk_identity is not None:
+            check_value("sessions", OTASession.__table__.c.psk_identity, psk_identity)
+            holders = self.session.execute(
+                select(CardProfile.iccid, CardProfile.psk_identity).where(
+                    CardProfile.psk_identity == psk_identity
+                )
+            )
+            # Exactly: MariaDB's collation would also match the identity with trailing spaces.
+            card_iccid = next((iccid for iccid, held in holders if held == psk_identity), None)
+        error_code = "TLS_HANDSHAKE_FAILED" if card_iccid else "UNKNOWN_PSK_IDENTITY"
+        session = OTASession(
+            card_iccid=card_iccid,
+            session_type="handshake",
+            status=SessionStatus.FAILED,
+            psk_identity=psk_identity,
+            client_address=client_address,
+            tls_alert=number,
+            tls_alert_description=description,
+            started_at=when,
+            ended_at=when,
+            duration_ms=0,
+            error_code=error_code,
+            error_message=f"TLS handshake failed: alert {number} ({description or 'unknown'})",
+        )
+        self.create(session)
+        self._record(EventType.SESSION_FAILED, session)
+        return session
 
     def complete_session(self, session_id: Any, *, at: datetime | None = None) -> OTASession:
         """End the session as COMPLETED; ``duration_ms`` is computed from the start."""
@@ -296,6 +374,102 @@ class SessionRepository(BaseRepository[OTASession]):
             )
             for row in rows
         ]
+
+    def find_by_script_status(
+        self, status: ScriptStatus | str, limit: int | None = None, offset: int = 0
+    ) -> list[OTASession]:
+        """Sessions in which the card reported this ``X-Admin-Script-Status``, newest first."""
+        wanted = self._script_status(status)
+        reported = (
+            select(HttpExchange.id)
+            .where(HttpExchange.session_id == OTASession.id, HttpExchange.script_status == wanted)
+            .exists()
+        )
+        return self._newest_first(reported, limit, offset)
+
+    def failures_by_cause(self, days: int = 7) -> dict[str, Any]:
+        """What went wrong in the sessions of the last ``days`` days, counted in SQL.
+
+        ``tls_alerts``: sessions per TLS alert; ``script_statuses``: sessions per
+        script status other than ``ok``; ``error_codes``: FAILED/TIMEOUT sessions per
+        error code. Each is a list of dicts, most frequent first. A session's date is
+        its ``started_at`` (its ``created_at`` if it never started).
+        """
+        if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
+            raise ValidationError(f"days must be a positive number, got {days!r}")
+        since = utcnow() - timedelta(days=days)
+        sessions = OTASession.__table__.c
+        exchanges = HttpExchange.__table__.c
+        in_window = func.coalesce(sessions.started_at, sessions.created_at) >= since
+        count = func.count().label("count")
+        alerts = (
+            select(sessions.tls_alert, func.max(sessions.tls_alert_description), count)
+            .where(in_window, sessions.tls_alert.is_not(None))
+            .group_by(sessions.tls_alert)
+            .order_by(count.desc(), sessions.tls_alert)
+        )
+        reported = func.count(exchanges.session_id.distinct()).label("count")
+        statuses = (
+            select(exchanges.script_status, reported)
+            .join(OTASession.__table__, sessions.id == exchanges.session_id)
+            .where(
+                in_window,
+                exchanges.script_status.is_not(None),
+                exchanges.script_status != ScriptStatus.OK,
+            )
+            .group_by(exchanges.script_status)
+            .order_by(reported.desc(), exchanges.script_status)
+        )
+        errors = (
+            select(sessions.error_code, count)
+            .where(
+                in_window,
+                sessions.status.in_([SessionStatus.FAILED, SessionStatus.TIMEOUT]),
+            )
+            .group_by(sessions.error_code)
+            .order_by(count.desc(), sessions.error_code)
+        )
+        with translated_errors():
+            run = self.session.execute
+            return {
+                "days": days,
+                "since": since,
+                "tls_alerts": [
+                    {"alert": alert, "description": description, "count": int(found)}
+                    for alert, description, found in run(alerts)
+                ],
+                "script_statuses": [
+                    {"status": ScriptStatus(status), "count": int(found)}
+                    for status, found in run(statuses)
+                ],
+                "error_codes": [
+                    {"error_code": code, "count": int(found)} for code, found in run(errors)
+                ],
+            }
+
+    def timeline(self, session_id: Any) -> list[TimelineEntry]:
+        """The session in time order: state changes, HTTP exchanges and APDUs, with gaps.
+
+        Example::
+
+            for entry in uow.sessions.timeline(sid):
+                print(entry.timestamp, entry.kind, entry.summary)
+        """
+        session = self.get_by_id(session_id)
+        exchanges = self._uow.exchanges.find_by_session(session.id)
+        logs = self._uow.logs.find_by_session(session.id)
+        return build_timeline(session, exchanges, logs)
+
+    def _script_status(self, status: ScriptStatus | str) -> ScriptStatus:
+        if isinstance(status, ScriptStatus):
+            return status
+        try:
+            return ScriptStatus(str(status).lower())
+        except ValueError:
+            valid = ", ".join(member.value for member in ScriptStatus)
+            raise ValidationError(
+                f"script status {str(status)[:64]!r} is not one of {valid}"
+            ) from None
 
     def _newest_first(self, condition: Any, limit: int | None, offset: int) -> list[OTASession]:
         statement = (

@@ -49,12 +49,12 @@ TRAILER = "trailer"
 READABLE_VERSIONS = (PRE_TRAILER_VERSION, FORMAT_VERSION)
 
 #: The tables in export and import order: parents before the rows that point at them.
-TABLE_NAMES = ("devices", "cards", "sessions", "logs", "tests", "settings")
+TABLE_NAMES = ("devices", "cards", "sessions", "http_exchanges", "logs", "tests", "settings")
 
 #: The one secret column: Fernet ciphertext of the PSK key, left out on request.
 PSK_COLUMN = ("cards", "psk_key_encrypted")
 #: JSON columns that hold any JSON value; the others hold a JSON object.
-ANY_JSON_COLUMNS = frozenset({("settings", "value")})
+ANY_JSON_COLUMNS = frozenset({("settings", "value"), ("http_exchanges", "headers")})
 
 
 class ExportFormat(LabelledEnum):
