@@ -64,6 +64,9 @@ NEEDS_TABLES = {
     "rotate-key": ["rotate-key", "--yes"],
     "downgrade": ["downgrade", "--revision", "base", "--yes"],
     "stamp": ["stamp", "head"],
+    "sessions": ["sessions"],
+    "trace import": ["trace", "import", "{backup}", "--session", "{session}"],
+    "trace export": ["trace", "export", "{session}", "--output", "{tmp}/out.json"],
 }
 #: And the commands that only read a database that must exist.
 READS = {
@@ -76,7 +79,8 @@ READS = {
 
 
 def _arguments(template: list[str], tmp_path: Path, backup: Path) -> list[str]:
-    return [part.format(tmp=tmp_path, backup=backup) for part in template]
+    session = "3f2b8c1e-0000-4000-8000-000000000000"
+    return [part.format(tmp=tmp_path, backup=backup, session=session) for part in template]
 
 
 @pytest.mark.parametrize("command", NEEDS_TABLES)

@@ -5,7 +5,7 @@ registers it on the ``cli`` group. To add a command, write it with
 ``@cli.command()`` (from ``.app``) and import its module below.
 """
 
-from . import data, keys, maintenance, schema, timeline
+from . import data, keys, maintenance, schema, sessions, timeline, trace
 from .app import CliState, CommandFailed, cli, main
 
 __all__ = [
@@ -17,5 +17,7 @@ __all__ = [
     "main",
     "maintenance",
     "schema",
+    "sessions",
     "timeline",
+    "trace",
 ]

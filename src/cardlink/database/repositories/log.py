@@ -7,7 +7,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import bindparam, func, select
 
@@ -18,9 +18,11 @@ from ..models.base import check_value, coerce_enum
 from ..sqlite_locking import lock_for_writing
 from ..status_words import error_condition
 from ..types import json_safe, naive_utc, to_utc, to_uuid, utcnow
+from . import log_traces
 from .base import BaseRepository, _slice, check_search_text
 from .fast_load import EntityLoader, PreparedLoad
 from .log_batch import ROW_COLUMNS, from_prepared_dict, prepare_row, write_rows
+from .log_traces import TraceImport
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
@@ -338,6 +340,22 @@ class LogRepository(BaseRepository[CommLog]):
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
+
+    # -- traces (see log_traces) ----------------------------------------------------
+
+    def import_trace(
+        self, stream: IO[bytes] | IO[str], *, format: str = "auto", session_id: Any
+    ) -> TraceImport:
+        """Store an apdu4j dump or a GSMTAP pcap/pcapng in wire order; commit to keep it.
+
+        ``format``: ``"apdu4j"``, ``"pcap"`` (pcap or pcapng) or ``"auto"`` (by the
+        file's magic number). An unknown session or a malformed file writes nothing.
+        """
+        return log_traces.import_trace(self, stream, format=format, session_id=session_id)
+
+    def export_trace(self, session_id: Any, stream: IO[bytes]) -> int:
+        """Write the session as GSMTAP SIM pcap, one packet per pair; returns the count."""
+        return log_traces.export_trace(self, session_id, stream)
 
     def _in_session(
         self, session_id: Any, condition: Any, limit: int | None, offset: int

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, or_, select
 
 from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
-from ..models import CardProfile, HttpExchange, OTASession, SessionStatus
+from ..models import CardProfile, CommDirection, CommLog, HttpExchange, OTASession, SessionStatus
 from ..models.base import check_value
 from ..scp81 import ScriptStatus
 from ..scp81 import tls_alert as describe_tls_alert
 from ..sqlite_locking import lock_for_writing
+from ..status_words import STATUS_WORD_CLASSES, error_condition
 from ..timeline import TimelineEntry, build_timeline
 from ..types import UTCDateTime, to_utc, utcnow
 from .base import BaseRepository, _slice
@@ -36,8 +38,68 @@ def _statistics_statement() -> Any:
     ).where(sessions.started_at >= bindparam("since", type_=UTCDateTime()))
 
 
+@dataclass(frozen=True)
+class SessionSummary:
+    """One line of ``summaries``: a session with its APDU count and failed exchanges.
+
+    ``started_at`` is the start, or the creation time of a session never started;
+    ``errors`` and ``warnings`` count responses by status-word class (``status_words``).
+    """
+
+    id: str
+    device_id: str | None
+    card_iccid: str | None
+    status: SessionStatus
+    started_at: datetime
+    duration_ms: int | None
+    apdu_count: int
+    errors: int
+    warnings: int
+
+
+def _response_count(condition: Any) -> Any:
+    """Correlated COUNT of the session's responses meeting ``condition`` (index-served)."""
+    logs = CommLog.__table__.c
+    return (
+        select(func.count())
+        .where(
+            logs.session_id == OTASession.id,
+            logs.direction == CommDirection.RESPONSE,
+            logs.status_word.is_not(None),
+            condition,
+        )
+        .scalar_subquery()
+    )
+
+
+def _summaries_statement() -> Any:
+    """Sessions newest first with their figures, each a correlated subquery per session."""
+    logs = CommLog.__table__.c
+    began = func.coalesce(OTASession.started_at, OTASession.created_at)
+    warning = or_(
+        *(
+            logs.status_word.like(f"{prefix}%")
+            for kind, prefix in STATUS_WORD_CLASSES
+            if kind == "warning"
+        )
+    )
+    apdus = select(func.count()).where(logs.session_id == OTASession.id).scalar_subquery()
+    return select(
+        OTASession.id,
+        OTASession.device_id,
+        OTASession.card_iccid,
+        OTASession.status,
+        began.label("started_at"),
+        OTASession.duration_ms,
+        apdus.label("apdu_count"),
+        _response_count(error_condition(logs.status_word)).label("errors"),
+        _response_count(warning).label("warnings"),
+    ).order_by(began.desc(), OTASession.id.desc())
+
+
 #: Built once: its cache key is memoized, so a call costs one execution, no SQL building.
 _STATISTICS = _statistics_statement()
+_SUMMARIES = _summaries_statement()
 
 
 class SessionRepository(BaseRepository[OTASession]):
@@ -268,6 +330,50 @@ class SessionRepository(BaseRepository[OTASession]):
             "days": days,
             "since": since,
         }
+
+    def summaries(
+        self,
+        *,
+        status: SessionStatus | str | None = None,
+        since_days: float | None = None,
+        limit: int | None = 50,
+    ) -> list[SessionSummary]:
+        """Recent sessions (newest first) with APDU, error and warning counts, all in SQL.
+
+        ``since_days`` keeps sessions started (else created) in the last so many days.
+        """
+        statement = _SUMMARIES
+        if status is not None:
+            wanted = self._filter_value(OTASession.status, status)
+            statement = statement.where(OTASession.status == wanted)
+        if since_days is not None:
+            if isinstance(since_days, bool) or not isinstance(since_days, int | float):
+                raise ValidationError(f"since_days must be a number, got {since_days!r}")
+            if since_days <= 0:
+                raise ValidationError(f"since_days must be > 0, got {since_days!r}")
+            since = utcnow() - timedelta(days=since_days)
+            began = func.coalesce(OTASession.started_at, OTASession.created_at)
+            statement = statement.where(began >= since)
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValidationError(f"limit must be a whole number >= 1, got {limit!r}")
+            statement = statement.limit(limit)
+        with translated_errors():
+            rows = self.session.execute(statement).all()
+        return [
+            SessionSummary(
+                id=str(row.id),
+                device_id=row.device_id,
+                card_iccid=row.card_iccid,
+                status=row.status,
+                started_at=to_utc(row.started_at),
+                duration_ms=row.duration_ms,
+                apdu_count=int(row.apdu_count),
+                errors=int(row.errors),
+                warnings=int(row.warnings),
+            )
+            for row in rows
+        ]
 
     def find_by_script_status(
         self, status: ScriptStatus | str, limit: int | None = None, offset: int = 0
