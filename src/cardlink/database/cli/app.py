@@ -37,7 +37,7 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, message: str, *, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click types it a ClassVar; 2 for usage
 
     def show(self, file: Any = None) -> None:
         click.secho(f"Error: {self.message}", err=True, fg="red")
