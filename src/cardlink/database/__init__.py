@@ -14,6 +14,8 @@ from .exceptions import (
     IntegrityError,
     MigrationError,
     NotFoundError,
+    RetryableError,
+    SchemaOutOfDateError,
     ValidationError,
 )
 from .manager import DatabaseManager
@@ -111,6 +113,8 @@ __all__ = [
     "NotFoundError",
     "OTASession",
     "Page",
+    "RetryableError",
+    "SchemaOutOfDateError",
     "SessionRepository",
     "SessionStatus",
     "Setting",
