@@ -70,8 +70,8 @@ class RowProgress:
         self._progress.update(self._task, completed=done, description=description)
 
     def _start(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
+        from rich.console import Console  # rich: slow to import, only for a progress bar
+        from rich.progress import (  # rich, as above
             BarColumn,
             MofNCompleteColumn,
             Progress,
@@ -111,7 +111,7 @@ def working(message: str) -> Iterator[None]:
     if not stderr_is_terminal():
         yield
         return
-    from rich.console import Console
+    from rich.console import Console  # rich: slow to import, only on a terminal
 
     with Console(stderr=True, force_terminal=True).status(message):
         yield

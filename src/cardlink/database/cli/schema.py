@@ -112,7 +112,7 @@ def migrate(state: CliState, revision: str, dry_run: bool) -> None:
       cardlink-db migrate --revision ae1234
       cardlink-db migrate --dry-run
     """
-    from ..migrate import get_current_revision, get_pending_revisions, run_migrations
+    from ..migrate import get_current_revision, get_pending_revisions, run_migrations  # Alembic
 
     with state.manager() as manager:
         if dry_run:
@@ -145,7 +145,7 @@ def status(state: CliState, verbose: bool) -> None:
       cardlink-db status
       cardlink-db status --verbose
     """
-    from ..migrate import (
+    from ..migrate import (  # Alembic: only when used
         get_current_revision,
         get_head_revision,
         get_pending_revisions,

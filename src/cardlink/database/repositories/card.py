@@ -10,6 +10,7 @@ from ..events import EventType
 from ..exceptions import ValidationError
 from ..models import CardProfile, CardType
 from .base import BaseRepository, check_search_text, snapshot
+from .card_keys import rotate_psk_keys
 from .guards import SessionOwnerMixin
 
 
@@ -54,8 +55,6 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         All or nothing, in this unit of work (commit to keep it); a stored key that no
         configured key opens raises ``EncryptionError`` before anything is rewritten.
         """
-        from .card_keys import rotate_psk_keys
-
         return rotate_psk_keys(self._uow)
 
     def clear_psk(self, iccid: str) -> CardProfile:
