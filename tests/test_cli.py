@@ -19,9 +19,9 @@ from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
 from conftest import forget_schema
+from revisions import HEAD, INITIAL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = "ae12345678"
 NOW = datetime.now(timezone.utc)
 
 
@@ -135,8 +135,8 @@ def test_every_guide_command_runs_in_guide_order(
     ini = scratch_alembic_ini(tmp_path)
 
     # Migrations
-    assert "ae12345678" in invoke(url, "migrate").output
-    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", "ae1234").output
+    assert HEAD in invoke(url, "migrate").output
+    invoke(url, "migrate", "--revision", INITIAL[:6])  # the guide's: a revision by its prefix
     assert invoke(url, "migrate", "--dry-run").output.startswith("-- nothing to migrate")
     alembic("revision", "--autogenerate", "-m", "Add user column", url=url, ini=ini)
     alembic("revision", "-m", "Custom changes", url=url, ini=ini)
@@ -146,7 +146,7 @@ def test_every_guide_command_runs_in_guide_order(
     assert "Recreated" in invoke(url, "init", "--force", input="y\n").output
     expected = seed(url)
     invoke(url, "migrate")
-    invoke(url, "migrate", "--revision", "ae1234")
+    invoke(url, "migrate", "--revision", INITIAL[:6])
     invoke(url, "migrate", "--dry-run")
 
     # Status

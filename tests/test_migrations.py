@@ -30,9 +30,9 @@ from cardlink.database import (
 )
 from cardlink.database.migrate import get_head_revision, is_unversioned, stamp_head_if_unversioned
 from conftest import forget_schema
+from revisions import HEAD, INITIAL, REVISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = "ae12345678"
 TABLES = ("devices", "cards", "sessions", "logs", "tests", "settings")
 
 
@@ -94,12 +94,12 @@ def script_copy(tmp_path: Path, *revisions: str) -> str:
     return str(target)
 
 
-ADD_COLUMN = """
+ADD_COLUMN = f"""
     import sqlalchemy as sa
     from alembic import op
 
     revision = "b2"
-    down_revision = "ae12345678"
+    down_revision = "{HEAD}"
     branch_labels = None
     depends_on = None
 
@@ -157,15 +157,16 @@ def test_upgrade_downgrade_to_base_and_upgrade_again(fresh: DatabaseManager) -> 
     run_migrations(manager=fresh)
     assert downgrade(revision="base", manager=fresh) is None
     assert set(TABLES).isdisjoint(inspect(fresh.engine).get_table_names())
-    assert get_pending_revisions(manager=fresh) == [HEAD]
+    assert get_pending_revisions(manager=fresh) == REVISIONS
     run_migrations(manager=fresh)
     assert differences(fresh) == []
 
 
 def test_downgrade_by_steps_goes_back_one_revision(fresh: DatabaseManager) -> None:
     run_migrations(manager=fresh)
-    assert downgrade(steps=1, manager=fresh) is None
-    assert get_current_revision(manager=fresh) is None
+    before_head = REVISIONS[-2] if len(REVISIONS) > 1 else None
+    assert downgrade(steps=1, manager=fresh) == before_head
+    assert get_current_revision(manager=fresh) == before_head
 
 
 def test_migrate_on_an_up_to_date_database_keeps_every_row(fresh: DatabaseManager) -> None:
@@ -227,7 +228,8 @@ def test_an_unknown_target_revision_raises_migration_error(fresh: DatabaseManage
 
 
 def test_a_partial_revision_id_is_enough(fresh: DatabaseManager) -> None:
-    assert run_migrations("ae1234", manager=fresh) == HEAD
+    assert run_migrations(INITIAL[:6], manager=fresh) == INITIAL
+    assert run_migrations(HEAD[:6], manager=fresh) == HEAD
 
 
 def test_the_dry_run_returns_the_sql_and_touches_nothing(fresh: DatabaseManager) -> None:
@@ -256,7 +258,7 @@ def test_the_api_resolves_the_database_like_the_library(
 ) -> None:
     path = tmp_path / "env.db"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
-    assert get_pending_revisions() == [HEAD]
+    assert get_pending_revisions() == REVISIONS
     run_migrations()
     assert get_current_revision() == HEAD
     assert get_current_revision(config=DatabaseConfig.from_sqlite_path(path)) == HEAD
