@@ -192,7 +192,9 @@ def _category(error: BaseException) -> str | None:
     ``connection``, ``value``, or None when the code says nothing more specific."""
     backend, code = _cause(error)
     if code is None:
-        return None
+        # psycopg gives no SQLSTATE when the server never answered (refused, unreachable).
+        lost = backend == "postgresql" and isinstance(error, sa_exc.OperationalError)
+        return "connection" if lost else None
     if backend == "postgresql":
         if code.startswith("23"):
             return "integrity"
@@ -267,7 +269,7 @@ def translate_dbapi_error(error: BaseException, *, url: str) -> DatabaseError | 
     if category == "retryable":
         return RetryableError(_retry_message(error, url))
     if category == "connection":
-        return ConnectionError(f"cannot use the connection to {url}: {_first_line(error)}")
+        return ConnectionError(f"the connection to {url} failed: {_first_line(error)}")
     if category == "value" or (category is None and isinstance(error, sa_exc.DataError)):
         return ValidationError(f"value refused by the database: {_first_line(error)}")
     return DatabaseError(f"database error on {url}: {_first_line(error)}")
