@@ -141,8 +141,13 @@ _SQLITE_ERROR = 1  # generic: a missing table or column has no code of its own
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _SQLITE_CANTOPEN, _SQLITE_NOTADB = 14, 26
 _SQLITE_TOOBIG, _SQLITE_CONSTRAINT, _SQLITE_MISMATCH, _SQLITE_RANGE = 18, 19, 20, 25
-_SQLITE_INTEGRITY = {2067: _DUPLICATE, 1555: _DUPLICATE, 787: _FOREIGN_KEY, 1299: _NOT_NULL}
-_SQLITE_INTEGRITY[275] = _CHECK
+_SQLITE_INTEGRITY = {  # SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY, _FOREIGNKEY, _NOTNULL, _CHECK
+    2067: _DUPLICATE,
+    1555: _DUPLICATE,
+    787: _FOREIGN_KEY,
+    1299: _NOT_NULL,
+    275: _CHECK,
+}
 
 
 def _first_line(error: BaseException) -> str:
@@ -222,8 +227,10 @@ def _category(error: BaseException) -> str | None:
         if primary == _SQLITE_CONSTRAINT:
             return "integrity"
         if primary == _SQLITE_ERROR:
-            # SQLite gives "no such table/column" only this generic code. The statements
-            # that reach here are generated from the models, so the schema is the cause.
+            # SQLite has no code of its own for a missing table or column, only this
+            # generic one. The layer's statements are generated from the models, so a
+            # database lacking what they name is what raises it (a statement past one of
+            # SQLite's limits, such as too many variables, would be reported the same way).
             return "schema"
         if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
             return "retryable"
