@@ -9,8 +9,13 @@ Usage::
 Each figure is the median of at least three repeats, measured in the same run with
 the two sides interleaved. The ratio is package / raw (for W1 rows/s: higher is
 better; for latencies and times: lower is better). Results go to
-``benchmarks/results/<timestamp>.json``. The exit code is 0 whatever the ratios:
-machines are noisy, and CI only checks that the benchmark still runs.
+``benchmarks/results/<timestamp>.json``. Each workload checks both sides' results
+(row counts, rows read back, export bytes); a wrong result fails its backend.
+
+Exit code: 1 when a requested backend could not run (unreachable server, missing
+driver) or a result was wrong; also when a judged target was missed, except with
+``--quick``, whose sizes are too small to judge (CI runs it): there misses are
+printed only. Otherwise 0. Rows marked "(info)" are shown, never judged.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ from cardlink.database import DatabaseConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench",
-    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench",
+    "postgresql": "postgresql://postgres@127.0.0.1:5432",
+    "mysql": "mysql://root@127.0.0.1:3306",
 }
+#: The database --all-backends uses on each server (``_quick`` appended with --quick).
+DEFAULT_DB_NAME = "cardlink_bench"
 SEED = 20241126
 
 
@@ -94,9 +101,7 @@ def report(figure: Figure) -> None:
         values = f"package {figure.package:>10.2f} {figure.unit:6}"
     else:
         values = f"package {figure.package:>10.2f} {figure.unit:6}  raw {figure.raw:>10.2f}"
-    verdict = "ok" if figure.ok else "MISSED"
-    if figure.target == "(info)":
-        verdict = "info"
+    verdict = ("ok" if figure.ok else "MISSED") if figure.judged else "info"
     print(
         f"{figure.backend:<10} {figure.workload:<3} {figure.name:<34} {values}  "
         f"ratio {figure.ratio:6.2f}  target {figure.target:<8} {verdict}",
@@ -219,7 +224,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--db-url", action="append", help="database to use (repeatable)")
     where.add_argument("--all-backends", action="store_true", help="SQLite, PostgreSQL and MariaDB")
-    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute in all")
+    parser.add_argument(
+        "--db-name",
+        default=DEFAULT_DB_NAME,
+        help="server database for --all-backends (default %(default)s; _quick with --quick)",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, misses not judged")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the data sizes")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per figure (>= 3)")
     parser.add_argument("--skip-growth", action="store_true", help="leave out W6 (10x data)")
@@ -240,6 +250,17 @@ def sizes_for(args: argparse.Namespace) -> Sizes:
     return sizes
 
 
+def summary(figures: list[Figure]) -> tuple[str, list[str]]:
+    """The closing line ("N judged targets, M met; K info rows") and the missed targets."""
+    judged = [figure for figure in figures if figure.judged]
+    missed = [f"{f.backend} {f.workload} {f.name}" for f in judged if not f.ok]
+    line = (
+        f"{len(judged)} judged targets, {len(judged) - len(missed)} met; "
+        f"{len(figures) - len(judged)} info rows"
+    )
+    return line, missed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = sizes_for(args)
@@ -249,25 +270,26 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="cardlink-bench-"))
         urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'bench.db'}").url]
         if args.all_backends:
-            for name in SERVER_URLS:
-                url = DatabaseConfig(database_url=SERVER_URLS[name]).url
-                # --quick (CI) gets its own databases: it must not wipe a full run's data.
-                urls.append(url.set(database=f"{url.database}_quick") if args.quick else url)
+            # --quick (CI) gets its own databases: it must not wipe a full run's data.
+            name = f"{args.db_name}_quick" if args.quick else args.db_name
+            for server in SERVER_URLS.values():
+                urls.append(DatabaseConfig(database_url=f"{server}/{name}").url)
     figures: list[Figure] = []
     failures: list[str] = []
     for url in urls:
         try:
             figures += run_backend(url, sizes, args)
-        except Exception as error:  # report and go on: CI must see every backend's figures
+        except Exception as error:  # go on: CI must see every backend's figures, then fail
             name = url.get_backend_name()
-            failures.append(f"{name}: {type(error).__name__}: {error}")
-            print(f"{name:<10} FAILED: {type(error).__name__}: {error}", flush=True)
-    missed = [
-        f"{f.backend} {f.workload} {f.name}" for f in figures if not f.ok and f.target != "(info)"
-    ]
-    print(f"{len(figures)} figures, {len(missed)} targets missed" + (": " if missed else ""))
-    for line in missed:
-        print(f"  missed: {line}")
+            message = (str(error).strip().splitlines() or [""])[0]  # SQLAlchemy adds a link
+            failures.append(f"{name}: {type(error).__name__}: {message}")
+            print(f"{name:<10} FAILED: {type(error).__name__}: {message}", flush=True)
+    line, missed = summary(figures)
+    print(line)
+    for entry in missed:
+        print(f"  missed{' (not judged in --quick)' if args.quick else ''}: {entry}")
+    for failure in failures:
+        print(f"  failed: {failure}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = args.output or RESULTS / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     document: dict[str, Any] = {
@@ -280,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     output.write_text(json.dumps(document, indent=2, default=str))
     print(f"results: {output}")
+    if failures:
+        print(f"FAILED: {len(failures)} backend(s) could not run or gave a wrong result")
+        return 1
+    if missed and not args.quick:
+        print(f"FAILED: {len(missed)} judged target(s) missed")
+        return 1
     return 0
 
 

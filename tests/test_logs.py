@@ -278,3 +278,42 @@ def test_export_session_logs_as_json_records_and_as_csv(
         len(rows) == 10 and rows[1]["raw_data"] == "6F009000" and rows[1]["status_word"] == "9000"
     )
     assert list(rows[0]) == list(records[0])
+
+
+def test_search_hex_matches_whole_bytes_only(manager: DatabaseManager) -> None:
+    session_id = new_session(manager)
+    rows = [
+        (session_id, "command", "00A4040007A0000000871002", "SELECT"),
+        (session_id, "command", "80CA4000", "GET DATA: A4 only across a nibble boundary"),
+        (session_id, "command", "80ca 9f7f 00", "spaced and lower case"),
+        (session_id, "response", "0A4A49000", "A4 at odd offsets, 4A49 at an even one"),
+    ]
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch(rows)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        assert [log.decoded_data for log in uow.logs.search_hex("A4")] == ["SELECT"]
+        assert [log.decoded_data for log in uow.logs.search_hex("9F7F")] == [
+            "spaced and lower case"
+        ]
+        assert len(uow.logs.search_hex("ca40", session_id=session_id)) == 1
+        assert uow.logs.search_hex("A44A") == []
+        assert len(uow.logs.search_hex("4A49")) == 1
+        for odd in ("A", "0A4", "00A 40"):
+            with pytest.raises(ValidationError, match="even number of hex digits"):
+                uow.logs.search_hex(odd)
+
+
+def test_search_hex_finds_a_whole_byte_deep_inside_a_long_apdu(manager: DatabaseManager) -> None:
+    session_id = new_session(manager)
+    block = "AB" * 30_000
+    rows = [
+        (session_id, "command", f"80E80000{block}C4", "C4 at an even offset after 60,000 digits"),
+        (session_id, "command", f"80E800000{block}C40", "the same C4 one digit later"),
+    ]
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch(rows)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        found = uow.logs.search_hex("ABC4", session_id=session_id)
+    assert [log.decoded_data for log in found] == ["C4 at an even offset after 60,000 digits"]

@@ -28,7 +28,11 @@ from cardlink.database import (
     get_pending_revisions,
     run_migrations,
 )
-from cardlink.database.migrate import get_head_revision, is_unversioned, stamp_head_if_unversioned
+from cardlink.database.migrate import (
+    get_head_revision,
+    is_unversioned,
+    stamp_head_if_unversioned,
+)
 from conftest import forget_schema
 from revisions import HEAD, INITIAL, REVISIONS
 
@@ -94,12 +98,12 @@ def script_copy(tmp_path: Path, *revisions: str) -> str:
     return str(target)
 
 
-ADD_COLUMN = f"""
+ADD_COLUMN = """
     import sqlalchemy as sa
     from alembic import op
 
     revision = "b2"
-    down_revision = "{HEAD}"
+    down_revision = "{head}"
     branch_labels = None
     depends_on = None
 
@@ -180,7 +184,7 @@ def test_migrate_on_an_up_to_date_database_keeps_every_row(fresh: DatabaseManage
 def test_a_new_revision_applied_over_data_keeps_every_row(
     fresh: DatabaseManager, tmp_path: Path
 ) -> None:
-    location = script_copy(tmp_path, ADD_COLUMN)
+    location = script_copy(tmp_path, ADD_COLUMN.replace("{head}", HEAD))
     run_migrations(manager=fresh, script_location=location, revision=HEAD)
     session_id = insert_rows(fresh)
     before = row_counts(fresh)
@@ -202,7 +206,7 @@ def test_a_new_revision_applied_over_data_keeps_every_row(
 def test_a_failed_revision_raises_migration_error_and_stays_at_the_last_good_one(
     fresh: DatabaseManager, tmp_path: Path
 ) -> None:
-    location = script_copy(tmp_path, ADD_COLUMN, FAILING)
+    location = script_copy(tmp_path, ADD_COLUMN.replace("{head}", HEAD), FAILING)
     insert_before = run_migrations(manager=fresh, script_location=location, revision=HEAD)
     assert insert_before == HEAD
     insert_rows(fresh)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cardlink.database import (
@@ -74,3 +76,22 @@ def test_an_export_travels_sqlite_postgresql_mariadb_sqlite_and_comes_back_ident
     finally:
         for manager in managers:
             manager.close()
+
+
+def test_the_psk_key_version_and_id_travel_with_the_card(manager) -> None:
+    """KVN and KID are in the export and come back on import (the columns come from the model)."""
+    populate(manager)
+    with UnitOfWork(manager) as uow:
+        document = DataExporter(uow).export_all(ExportFormat.JSON)
+    (card,) = [row for row in json.loads(document)["tables"]["cards"] if row["psk_identity"]]
+    assert (card["psk_key_version"], card["psk_key_id"]) == (0x30, 1)
+    with UnitOfWork(manager) as uow:
+        uow.cards.delete_by_id(card["iccid"], cascade=True)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        DataImporter(uow).import_data(document, format=ExportFormat.JSON)
+        uow.commit()
+    with UnitOfWork(manager) as uow:
+        stored = uow.cards.get_by_id(card["iccid"])
+        assert (stored.psk_key_version, stored.psk_key_id) == (0x30, 1)
+        assert uow.cards.get_psk_key_by_identity("card_001") == b"my_secret_psk_key_16"

@@ -55,6 +55,8 @@ def populate(manager: DatabaseManager) -> None:
                 card_type=CardType.USIM,
                 atr="3B9F96801FC78031A073BE21136743200718000001A5",
                 psk_identity="card_001",
+                psk_key_version=0x30,
+                psk_key_id=1,
                 admin_url="https://admin.example.com:8443/api",
                 trigger_config={"sms": {"tar": "B00010", "counter": 0}},
                 bip_config={"apn": "internet", "buffer": 1500},

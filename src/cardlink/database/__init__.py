@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .apdu import DecodedApdu, decode_apdu, describe_status_word
 from .config import DatabaseConfig
 from .events import DatabaseEvent, EventEmitter, EventType, get_emitter
 from .exceptions import (
@@ -18,6 +19,7 @@ from .exceptions import (
     SchemaOutOfDateError,
     ValidationError,
 )
+from .keystore import PSKKeyStore
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -45,6 +47,7 @@ from .repositories import (
     TestRepository,
 )
 from .repositories.card_keys import rotate_psk_keys
+from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -90,6 +93,7 @@ __all__ = [
     "CardType",
     "CommDirection",
     "CommLog",
+    "CommandSessions",
     "ConfigurationError",
     "ConflictMode",
     "ConnectionError",
@@ -99,6 +103,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseEvent",
     "DatabaseManager",
+    "DecodedApdu",
     "Device",
     "DeviceRepository",
     "DeviceType",
@@ -106,15 +111,19 @@ __all__ = [
     "EventEmitter",
     "EventType",
     "ExportFormat",
+    "HttpDirection",
+    "HttpHead",
     "ImportResult",
     "IntegrityError",
     "LogRepository",
     "MigrationError",
     "NotFoundError",
     "OTASession",
+    "PSKKeyStore",
     "Page",
     "RetryableError",
     "SchemaOutOfDateError",
+    "ScriptStatus",
     "SessionRepository",
     "SessionStatus",
     "Setting",
@@ -124,11 +133,14 @@ __all__ = [
     "TestStatus",
     "UnitOfWork",
     "ValidationError",
+    "decode_apdu",
+    "describe_status_word",
     "detect_format",
     "downgrade",
     "get_current_revision",
     "get_emitter",
     "get_pending_revisions",
+    "parse_http_head",
     "rotate_psk_keys",
     "run_migrations",
 ]

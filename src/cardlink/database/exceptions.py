@@ -113,6 +113,8 @@ _PG_CONNECTION = frozenset({"57P01", "57P02", "57P03", "53300", "3D000"})
 _PG_CONNECTION_CLASSES = ("08", "28")  # connection exception, invalid authorization
 
 # MySQL/MariaDB server and client error numbers.
+#: MariaDB/MySQL's ``CONSTRAINT ... failed`` (a CHECK), which PyMySQL raises as an OperationalError.
+MYSQL_CHECK_FAILED = 4025
 _MY_INTEGRITY = {
     1062: _DUPLICATE,  # ER_DUP_ENTRY
     1586: _DUPLICATE,  # ER_DUP_ENTRY_WITH_KEY_NAME
@@ -124,7 +126,7 @@ _MY_INTEGRITY = {
     1048: _NOT_NULL,  # ER_BAD_NULL_ERROR
     1364: _NOT_NULL,  # ER_NO_DEFAULT_FOR_FIELD
     3819: _CHECK,  # ER_CHECK_CONSTRAINT_VIOLATED (MySQL)
-    4025: _CHECK,  # ER_CONSTRAINT_FAILED (MariaDB)
+    MYSQL_CHECK_FAILED: _CHECK,  # ER_CONSTRAINT_FAILED (MariaDB)
 }
 _MY_MISSING_OBJECT = frozenset({1146, 1054})  # ER_NO_SUCH_TABLE, ER_BAD_FIELD_ERROR
 #: ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_CHECKREAD (MariaDB snapshot isolation)
@@ -148,6 +150,14 @@ _SQLITE_INTEGRITY = {  # SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY, _FOREIGNKEY, _NO
     1299: _NOT_NULL,
     275: _CHECK,
 }
+
+
+def is_check_violation(error: BaseException) -> bool:
+    """Whether ``error`` is MariaDB refusing a CHECK constraint (told by its errno)."""
+    args = getattr(getattr(error, "orig", None), "args", ())
+    if not isinstance(error, sa_exc.OperationalError) or not args:
+        return False
+    return bool(args[0] == MYSQL_CHECK_FAILED)
 
 
 def _first_line(error: BaseException) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from ..events import EventType
-from ..exceptions import ValidationError
+from ..exceptions import IntegrityError, ValidationError
+from ..keystore import identities_query, key_lookup, matching_token, stored_identity
 from ..models import CardProfile, CardType
 from .base import BaseRepository, check_search_text, snapshot
 from .card_keys import rotate_psk_keys
@@ -43,6 +45,8 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         if identity is None and key is None:
             raise ValidationError("update_psk needs a new identity, a new key, or both")
         card = self.get_by_id(iccid)
+        if identity is not None:
+            self._refuse_identity_held_elsewhere(identity, card.iccid)  # before any change
         if key is not None:
             card.psk_key_encrypted = self._encrypt(key)
         if identity is not None:
@@ -82,6 +86,31 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         """The card that answers to this TLS-PSK identity."""
         return self.find_one_by(psk_identity=identity)
 
+    # -- the TLS-PSK server's questions (see keystore.PSKKeyStore for the thread-safe store) --
+
+    def get_psk_key_by_identity(self, identity: object) -> bytes | None:
+        """The decrypted PSK key of the card holding ``identity``, or None (never raises for
+        an unknown or impossible identity)."""
+        token = self._token_for(identity)
+        return None if token is None else self._uow.manager.cipher.decrypt(token)
+
+    def psk_identity_exists(self, identity: object) -> bool:
+        """Whether a card holds ``identity`` together with a PSK key."""
+        return self._token_for(identity) is not None
+
+    def get_all_psk_identities(self) -> list[str]:
+        """Every identity held with a PSK key, sorted by code point (in SQL)."""
+        statement = identities_query(self.session.get_bind().dialect.name)
+        return list(self.session.scalars(statement))
+
+    def _token_for(self, identity: object) -> str | None:
+        wanted = stored_identity(identity)
+        if wanted is None:
+            return None
+        self.session.flush()  # cards written in this unit of work count too
+        rows = self.session.execute(key_lookup(), {"identity": wanted})
+        return matching_token(rows, wanted)
+
     def find_by_admin_url(self, url: str) -> list[CardProfile]:
         """Cards whose admin URL starts with ``url`` (a server address finds all its paths).
 
@@ -108,7 +137,68 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
             profile["psk_key"] = key.hex() if key is not None else None
         return profile
 
+    def _write(self, action: Callable[[], Any]) -> Any:
+        """As the base's, but a PSK identity another card holds is refused naming both ICCIDs.
+
+        Checked before the flush (which would otherwise poison the transaction); the
+        unique index still refuses a card written at the same moment by another process.
+        """
+        self._refuse_shared_identity()  # changes already pending (an update)
+
+        def checked() -> Any:
+            result = action()
+            self._refuse_shared_identity()  # the cards this action adds
+            return result
+
+        return super()._write(checked)
+
+    def _refuse_shared_identity(self) -> None:
+        """Among new cards and changed identities: two that share one, or one held elsewhere."""
+        wanted: dict[str, str] = {}
+        for card in (*self.session.new, *self.session.dirty):
+            if not isinstance(card, CardProfile) or card.psk_identity is None:
+                continue
+            state = inspect(card)
+            if state.key is not None and not state.attrs.psk_identity.history.has_changes():
+                continue
+            holder = wanted.setdefault(card.psk_identity, card.iccid)
+            if holder != card.iccid:
+                raise IntegrityError(_shared_identity(card.psk_identity, holder, card.iccid))
+        # MariaDB's collation matches 'id ' to 'id', so its unique index would refuse those too.
+        unpadded = {identity.rstrip(" "): iccid for identity, iccid in wanted.items()}
+        identities = list(wanted)
+        for start in range(0, len(identities), 500):
+            with self.session.no_autoflush:
+                held = self.session.execute(
+                    select(CardProfile.psk_identity, CardProfile.iccid).where(
+                        CardProfile.psk_identity.in_(identities[start : start + 500])
+                    )
+                ).all()
+            for identity, iccid in held:
+                assert identity is not None  # matched by IN
+                newcomer = wanted.get(identity) or unpadded.get(identity.rstrip(" "), iccid)
+                if newcomer != iccid:
+                    raise IntegrityError(_shared_identity(identity, iccid, newcomer))
+
+    def _refuse_identity_held_elsewhere(self, identity: str, iccid: str) -> None:
+        """``IntegrityError`` naming both cards if one other than ``iccid`` holds ``identity``."""
+        with self.session.no_autoflush:
+            other = self.session.scalar(
+                select(CardProfile.iccid)
+                .where(CardProfile.psk_identity == identity, CardProfile.iccid != iccid)
+                .limit(1)
+            )
+        if other is not None:
+            raise IntegrityError(_shared_identity(identity, other, iccid))
+
     def _encrypt(self, psk_key: bytes) -> str:
         if isinstance(psk_key, str):
             raise ValidationError("psk_key must be bytes (e.g. bytes.fromhex(...)), not str")
         return self._uow.manager.cipher.encrypt(psk_key)
+
+
+def _shared_identity(identity: str, holder: str, newcomer: str) -> str:
+    return (
+        f"PSK identity {identity[:128]!r} already names card {holder!r}; "
+        f"card {newcomer!r} cannot have it too (an identity names one card)"
+    )

@@ -266,7 +266,11 @@ class LogRepository(BaseRepository[CommLog]):
     def search_hex(
         self, pattern: str, session_id: Any = None, limit: int | None = None, offset: int = 0
     ) -> list[CommLog]:
-        """Logs whose raw APDU contains the hex ``pattern`` (case-insensitive)."""
+        """Logs whose raw APDU holds the bytes ``pattern`` (hex, any case, spaces ignored).
+
+        Matches start on a byte boundary: ``"A4"`` finds ``00A40400`` but not
+        ``80CA4000``. An odd number of hex digits is a ValidationError.
+        """
         if not isinstance(pattern, str):
             raise ValidationError(f"hex pattern must be a string, got {type(pattern).__name__}")
         compact = pattern.replace(" ", "")
@@ -274,8 +278,17 @@ class LogRepository(BaseRepository[CommLog]):
             raise ValidationError(
                 f"hex pattern must contain only 0-9 and A-F, got {pattern[:32]!r}"
             )
+        if len(compact) % 2:
+            raise ValidationError(
+                f"hex pattern must be whole bytes (an even number of hex digits), "
+                f"got {len(compact)} digits: {pattern[:32]!r}"
+            )
         check_search_text(compact, what="hex pattern")
-        condition = func.upper(CommLog.raw_data).like(f"%{compact.upper()}%")
+        needle = compact.upper()
+        stored = func.upper(func.replace(CommLog.raw_data, " ", ""))
+        # LIKE narrows cheaply; the regular expression (REGEXP on every backend) keeps
+        # the matches that start at an even offset, i.e. on a byte boundary.
+        condition = stored.like(f"%{needle}%") & stored.regexp_match(f"^(?:..)*?{needle}")
         if session_id is not None:
             return self._in_session(session_id, condition, limit, offset)
         self.flush_batch()

@@ -10,7 +10,12 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from ..bulk import insert_rows
-from ..exceptions import ValidationError, describe_integrity_error, translated_errors
+from ..exceptions import (
+    ValidationError,
+    describe_integrity_error,
+    is_check_violation,
+    translated_errors,
+)
 from .formats import (
     PSK_COLUMN,
     ConflictMode,
@@ -313,7 +318,9 @@ class TableWriter:
                 if bulk_insert:
                     return insert_rows(self.session.connection(), self.table, params)
                 return self.session.connection().execute(statement, params)
-            except (sa_exc.IntegrityError, sa_exc.DataError) as error:
+            except (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.OperationalError) as error:
+                if isinstance(error, sa_exc.OperationalError) and not is_check_violation(error):
+                    raise
                 raise ValidationError(
                     f"import: {self.name} {what}: {describe_integrity_error(error)}"
                 ) from None

@@ -1,0 +1,195 @@
+"""Pairing APDU responses with the commands they answer, in wire order, batch after batch.
+
+The rule (pySim-trace and Wireshark read traces the same way): a response answers
+the newest unanswered command of its logical channel. A response whose channel is
+unknown answers the newest unanswered command of any channel; one that finds no
+command is kept, unpaired. Two T=0 habits are followed as chains: after ``61xx``
+(or GSM's ``9Fxx``) a GET RESPONSE on the same channel continues the command, and
+after ``6Cxx`` the same command re-sent continues it. ``ApduPairer`` holds only the
+open commands per channel and the chain marks, so a log writer can feed it one batch
+at a time, or save its ``state`` and resume later.
+
+>>> pairer = ApduPairer()
+>>> pairer.add(WireApdu("command", "00A4040007A0000001510000", key=1)).command_key
+>>> pairer.add(WireApdu("response", "6114", key=2)).command_key
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .apdu import decode_apdu
+
+#: Unanswered commands kept per channel; older ones can no longer be answered.
+MAX_OPEN_PER_CHANNEL = 32
+
+_CONTINUE_AFTER = {0x61: "get-response", 0x9F: "get-response", 0x6C: "re-issue"}
+
+
+@dataclass(frozen=True)
+class WireApdu:
+    """One APDU as seen on the wire; ``key`` is the caller's handle (a log id, an index)."""
+
+    direction: str
+    hex: str
+    channel: int | None = None
+    timestamp: datetime | None = None
+    latency_ms: float | None = None
+    key: Hashable | None = None
+
+    @property
+    def is_command(self) -> bool:
+        return str(getattr(self.direction, "value", self.direction)).lower() == "command"
+
+
+@dataclass(frozen=True)
+class PairLink:
+    """What the pairer decided about one APDU.
+
+    On a response, ``command_key`` is the command it answers (``None``: no command).
+    On a command, ``continues`` is the first command of the chain it belongs to (a GET
+    RESPONSE after ``61xx``, a re-issue after ``6Cxx``), else ``None``.
+    """
+
+    key: Hashable | None
+    channel: int | None
+    command_key: Hashable | None = None
+    continues: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class OpenCommand:
+    """A command waiting for its response: enough to pair it and to follow its chain."""
+
+    key: Hashable | None
+    channel: int
+    header: bytes  # CLA INS P1 P2
+    sequence: int
+    chain_head: Hashable | None = None
+
+
+@dataclass(frozen=True)
+class ChainMark:
+    """A channel's last answer asked for a follow-up: GET RESPONSE or a re-issue."""
+
+    head: Hashable | None
+    follow_up: str
+    header: bytes
+
+
+@dataclass(frozen=True)
+class PairingState:
+    """Everything the pairer remembers; plain data, to save between batches."""
+
+    open_commands: tuple[OpenCommand, ...] = ()
+    chain_marks: tuple[tuple[int, ChainMark], ...] = ()
+    sequence: int = 0
+
+
+class ApduPairer:
+    """Pairs each response with the newest unanswered command of its channel."""
+
+    def __init__(self, state: PairingState | None = None) -> None:
+        state = state or PairingState()
+        self._open: dict[int, list[OpenCommand]] = {}
+        for command in state.open_commands:
+            self._open.setdefault(command.channel, []).append(command)
+        self._marks: dict[int, ChainMark] = dict(state.chain_marks)
+        self._sequence = state.sequence
+
+    @property
+    def state(self) -> PairingState:
+        """The open commands (oldest first) and chain marks, to resume from later."""
+        commands = sorted(
+            (command for stack in self._open.values() for command in stack),
+            key=lambda command: command.sequence,
+        )
+        return PairingState(tuple(commands), tuple(sorted(self._marks.items())), self._sequence)
+
+    def add(self, apdu: WireApdu) -> PairLink:
+        """Take the next APDU in wire order and say what it pairs with."""
+        if apdu.is_command:
+            return self._command(apdu)
+        return self._response(apdu)
+
+    def add_all(self, apdus: Iterable[WireApdu]) -> list[PairLink]:
+        return [self.add(apdu) for apdu in apdus]
+
+    def _command(self, apdu: WireApdu) -> PairLink:
+        channel = apdu.channel
+        if channel is None:
+            channel = decode_apdu(apdu.hex).channel or 0
+        header = _bytes(apdu.hex)[:4]
+        mark = self._marks.pop(channel, None)
+        head = None
+        if mark is not None and len(header) == 4:
+            get_response = mark.follow_up == "get-response" and header[1] == 0xC0
+            reissue = mark.follow_up == "re-issue" and header == mark.header
+            head = mark.head if get_response or reissue else None
+        self._sequence += 1
+        stack = self._open.setdefault(channel, [])
+        stack.append(OpenCommand(apdu.key, channel, header, self._sequence, head))
+        del stack[:-MAX_OPEN_PER_CHANNEL]
+        return PairLink(apdu.key, channel, continues=head)
+
+    def _response(self, apdu: WireApdu) -> PairLink:
+        channel = apdu.channel
+        if channel is None:
+            tops = [stack[-1] for stack in self._open.values() if stack]
+            if not tops:
+                return PairLink(apdu.key, None)
+            channel = max(tops, key=lambda command: command.sequence).channel
+        stack = self._open.get(channel)
+        if not stack:
+            return PairLink(apdu.key, channel)
+        command = stack.pop()
+        status = _bytes(apdu.hex)[-2:]
+        follow_up = _CONTINUE_AFTER.get(status[0]) if len(status) == 2 else None
+        if follow_up is not None:
+            head = command.chain_head if command.chain_head is not None else command.key
+            self._marks[channel] = ChainMark(head, follow_up, command.header)
+        else:
+            self._marks.pop(channel, None)
+        return PairLink(apdu.key, channel, command_key=command.key)
+
+
+@dataclass(frozen=True)
+class ApduPair:
+    """A command and its response in wire order; either may be missing."""
+
+    command: WireApdu | None
+    response: WireApdu | None
+    continues: int | None = None  # index in the pair list of the chain's first command
+
+
+def pair_apdus(apdus: Iterable[WireApdu]) -> list[ApduPair]:
+    """Pairs in the order their commands went out; an unpaired response stands alone.
+
+    ``continues`` points at the pair of the chain's first command (see ``ApduPairer``).
+    """
+    pairer = ApduPairer()
+    pairs: list[ApduPair] = []
+    pair_of_command: dict[Hashable, int] = {}
+    for position, apdu in enumerate(apdus):
+        link = pairer.add(replace(apdu, key=position))
+        if apdu.is_command:
+            pair_of_command[position] = len(pairs)
+            continues = None if link.continues is None else pair_of_command[link.continues]
+            pairs.append(ApduPair(apdu, None, continues))
+        elif link.command_key is None:
+            pairs.append(ApduPair(None, apdu))
+        else:
+            index = pair_of_command[link.command_key]
+            pairs[index] = replace(pairs[index], response=apdu)
+    return pairs
+
+
+def _bytes(hex_text: str) -> bytes:
+    """The bytes of a hex APDU, or empty when it is not hex."""
+    try:
+        return bytes.fromhex("".join(hex_text.split()))
+    except (ValueError, AttributeError):
+        return b""
