@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Table, text
+from sqlalchemy import Table, inspect, text
 
 from cardlink.database import (
+    Base,
     CommDirection,
     CommLog,
     ConnectionError,
@@ -28,10 +29,12 @@ from cardlink.database import (
     SchemaOutOfDateError,
     TestResult,
     UnitOfWork,
+    run_migrations,
 )
 from cardlink.database.cli import cli
 from cardlink.database.exceptions import SCHEMA_OUT_OF_DATE
 from conftest import forget_schema
+from revisions import REVISIONS
 
 _LOGS = CommLog.__table__
 _TEST_RESULTS = TestResult.__table__
@@ -96,6 +99,35 @@ def test_a_missing_table_is_schema_out_of_date_with_the_same_message_on_every_ba
         with UnitOfWork(manager) as uow:
             _expect_schema_out_of_date(uow, lambda: uow.tests.get_run_summary("run-1"))
             _expect_schema_out_of_date(uow, uow.tests.count)
+    finally:
+        manager.close()
+
+
+@pytest.mark.skipif(len(REVISIONS) < 2, reason="only one revision: none to be behind")
+def test_a_database_migrated_to_the_previous_revision_is_schema_out_of_date(
+    empty_database_url: str, encryption_key: str
+) -> None:
+    """The real thing: the revision before the head, read with today's models."""
+    forget_schema(empty_database_url)
+    manager = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
+    try:
+        run_migrations(REVISIONS[-2], manager=manager)
+        with manager.engine.connect() as connection:
+            stored = {
+                name: {column["name"] for column in inspect(connection).get_columns(name)}
+                for name in inspect(connection).get_table_names()
+            }
+        behind = sorted(
+            name
+            for name, table in Base.metadata.tables.items()
+            if name not in stored or set(table.columns.keys()) - stored[name]
+        )
+        if not behind:
+            pytest.skip("the head revision adds no table or column, only constraints")
+        with UnitOfWork(manager) as uow:
+            for name in behind:
+                repository = getattr(uow, name)  # each repository is named after its table
+                _expect_schema_out_of_date(uow, repository.get_all)
     finally:
         manager.close()
 
