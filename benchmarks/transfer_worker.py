@@ -141,7 +141,7 @@ def _header(database: Any) -> str:
     exported = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     fields = {
         "format": "cardlink-database-export",
-        "format_version": 1,
+        "format_version": 2,
         "schema_revision": _schema_revision(database),
         "exported_at": exported,
         "psk_keys": "encrypted",
@@ -182,7 +182,8 @@ def raw_export(url: Any, path: str, schema: Schema) -> dict[str, int]:
                 done += len(documents)
             stream.write("\n    ]" if done else "]")
             counts[table] = done
-        stream.write("\n  }\n}\n")
+        trailer = json.dumps({"row_counts": counts})
+        stream.write(f'\n  }},\n  "trailer": {trailer}\n}}\n')
     database.close()
     return counts
 

@@ -395,7 +395,7 @@ BAD_VALUES: list[tuple[str, Callable[[UnitOfWork], Any]]] = [
     ),
     ("sessions.session_type", lambda uow: _session_writes(uow, session_type="t" * 65)),
     ("sessions.duration_ms", lambda uow: _session_writes(uow, duration_ms="12")),
-    ("sessions.duration_ms", lambda uow: _session_writes(uow, duration_ms=2**40)),
+    ("sessions.duration_ms", lambda uow: _session_writes(uow, duration_ms=2**63)),
     ("status_message", lambda uow: _log_batch(uow, status_message="m" * 256)),
     ("latency_ms", lambda uow: _log_batch(uow, latency_ms="fast")),
     ("raw_data", lambda uow: _log_batch(uow, raw_data=0x9000)),
@@ -620,7 +620,7 @@ def test_a_valid_import_of_hostile_text_round_trips_it(manager: DatabaseManager)
     ("place", "value", "named"),
     [
         (("logs", 0, "id"), 2**70, "id"),
-        (("sessions", 0, "duration_ms"), 2**40, "duration_ms"),
+        (("sessions", 0, "duration_ms"), 2**63, "duration_ms"),
         (("settings", 0, "value"), {"a": "\x00"}, "value"),
         (("devices", 0, "notes"), "nul\x00", "notes"),
         (("devices", 0, "name"), "n" * 256, "name"),

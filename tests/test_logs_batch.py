@@ -241,9 +241,8 @@ def test_a_large_batch_is_one_transaction_with_one_event(manager: DatabaseManage
     with UnitOfWork(manager) as uow:
         uow.logs.add_log_batch(rows)
         uow.logs.flush_batch()
-        if not manager.config.is_sqlite:  # SQLite readers wait for the writer (BEGIN IMMEDIATE)
-            with UnitOfWork(manager) as other:  # not visible before the commit
-                assert other.logs.count_by_session(session_id) == 0
+        with UnitOfWork(manager) as other:  # not visible before the commit
+            assert other.logs.count_by_session(session_id) == 0
         uow.commit()
     with UnitOfWork(manager) as uow:
         logs = uow.logs.find_by_session(session_id)

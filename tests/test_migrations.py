@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
@@ -33,11 +34,17 @@ from cardlink.database.migrate import (
     is_unversioned,
     stamp_head_if_unversioned,
 )
+from cardlink.database.schema_version import script_directory
 from conftest import forget_schema
 from revisions import HEAD, INITIAL, REVISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("devices", "cards", "sessions", "logs", "tests", "settings")
+
+
+def packaged_scripts() -> ScriptDirectory:
+    """Alembic's view of the revisions shipped with the package."""
+    return script_directory()
 
 
 @pytest.fixture

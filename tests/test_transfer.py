@@ -337,7 +337,9 @@ def test_import_result_counts_per_table(manager):
 
 
 def _document(**tables: list) -> str:
-    return json.dumps({"format_version": FORMAT_VERSION, "tables": tables})
+    counts = {name: len(rows) for name, rows in tables.items()}
+    trailer = {"row_counts": counts}
+    return json.dumps({"format_version": FORMAT_VERSION, "tables": tables, "trailer": trailer})
 
 
 def test_an_export_includes_writes_of_its_own_unit_of_work_not_yet_committed(manager):

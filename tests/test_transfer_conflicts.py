@@ -19,7 +19,9 @@ from transfer_helpers import SESSION_ID, T0, populate, snapshot, statuses, wipe
 
 
 def document(**tables: list) -> str:
-    return json.dumps({"format_version": FORMAT_VERSION, "tables": tables})
+    counts = {name: len(rows) for name, rows in tables.items()}
+    trailer = {"row_counts": counts}
+    return json.dumps({"format_version": FORMAT_VERSION, "tables": tables, "trailer": trailer})
 
 
 def run_import(manager, data: str, mode: ConflictMode, *, dry_run: bool = False):

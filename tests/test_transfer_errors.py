@@ -77,7 +77,7 @@ def test_malformed_yaml_is_refused_with_its_line(manager, exported):
 @pytest.mark.parametrize(
     ("version", "message"),
     [
-        (2, "import: unsupported format_version 2; this version reads 1"),
+        (3, "import: unsupported format_version 3; this version reads 1 and 2"),
         ("1", "import: unsupported format_version '1'"),
         (None, "import: not a CardLink export: format_version is missing"),
     ],

@@ -8,6 +8,7 @@ The password never appears in a repr, str, log line or error message.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .exceptions import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/cardlink.db"
+#: Seconds a server may take to answer a new connection before it counts as unreachable.
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 #: The driver each backend gets when the URL names none, and the extra that installs it.
 _DRIVERS: dict[str, tuple[str, str, str]] = {
@@ -46,6 +49,8 @@ def mask_url(url: URL | str) -> str:
 
 def normalize_url(url: URL | str) -> URL:
     """Parse ``url`` and give plain backend names their default driver."""
+    if isinstance(url, str):
+        refuse_unencoded_at(url)
     try:
         parsed = url if isinstance(url, URL) else make_url(str(url).strip())
     except ArgumentError:
@@ -64,6 +69,45 @@ def normalize_url(url: URL | str) -> URL:
         parsed = parsed.set(drivername=default_driver)
     _check_driver(parsed, backend=backend, default_driver=default_driver, extra=extra)
     return parsed
+
+
+def refuse_unencoded_at(url: str) -> None:
+    """Refuse a server URL with more than one ``@`` before its path: a raw ``@`` in the password.
+
+    SQLAlchemy would read the password up to the first ``@`` and the rest of it as the
+    host, which then shows unmasked in every error and in ``status``. The message
+    repeats nothing of the URL.
+    """
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator or scheme.split("+")[0].lower() == "sqlite":
+        return
+    if rest.split("?", 1)[0].count("@") > 1:
+        raise ConfigurationError(
+            "the database URL has more than one '@' before its host, so part of the password "
+            "would be read as the host name: percent-encode '@' in the password as %40 "
+            "(or give the password in CARDLINK_DB_PASSWORD)"
+        )
+
+
+def connect_timeout_from(value: float | None, env: Mapping[str, str]) -> float:
+    """The connect timeout in seconds: ``value``, else ``CARDLINK_DB_CONNECT_TIMEOUT``, else 10."""
+    source = "connect_timeout"
+    if value is None:
+        text = env.get("CARDLINK_DB_CONNECT_TIMEOUT", "").strip()
+        if not text:
+            return DEFAULT_CONNECT_TIMEOUT
+        source = "CARDLINK_DB_CONNECT_TIMEOUT"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"CARDLINK_DB_CONNECT_TIMEOUT must be a number of seconds, got {text[:32]!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 86_400:
+        raise ConfigurationError(
+            f"{source} must be a number of seconds between 0 and 86400, got {value!r}"
+        )
+    return float(value)
 
 
 def _check_driver(url: URL, *, backend: str, default_driver: str, extra: str) -> None:
@@ -153,8 +197,11 @@ class DatabaseConfig:
         sqlite_busy_timeout_ms: int = 30_000,
         encryption_key: str | None = None,
         env: Mapping[str, str] | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         environ = os.environ if env is None else env
+        #: Seconds a server may take to accept and answer a new connection (psycopg, PyMySQL).
+        self.connect_timeout = connect_timeout_from(connect_timeout, environ)
         source: URL | str
         if database_url is not None:
             source = database_url
@@ -243,7 +290,18 @@ class DatabaseConfig:
         if self.is_mysql:
             # Strict mode on every connection, whatever the server default: a value too long
             # or out of range is an error, never silently truncated or clipped.
-            options["connect_args"] = {"charset": "utf8mb4", "init_command": _MYSQL_STRICT}
+            options["connect_args"] = {
+                "charset": "utf8mb4",
+                "init_command": _MYSQL_STRICT,
+                # PyMySQL's connect_timeout covers only the TCP connect; its read_timeout
+                # bounds the handshake of a server that accepts and never answers. The
+                # manager lifts the read timeout once connected (queries may take long).
+                "connect_timeout": self.connect_timeout,
+                "read_timeout": self.connect_timeout,
+            }
+        else:
+            # libpq takes whole seconds (and treats 1 as 2).
+            options["connect_args"] = {"connect_timeout": max(1, math.ceil(self.connect_timeout))}
         return options
 
     def __repr__(self) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -132,20 +133,48 @@ class EventEmitter:
             return any(self._handlers.values())
 
     def emit(self, event: DatabaseEvent) -> None:
-        """Deliver ``event`` to its handlers, then the wildcard ones; a failing one is logged."""
+        """Deliver ``event`` to its handlers, then the wildcard ones.
+
+        Each handler gets its own copy of ``event.data``, so one handler's edit is not
+        seen by the next. A handler's ``Exception`` is logged. A ``BaseException``
+        (``KeyboardInterrupt``, ``SystemExit``) is not swallowed: it is raised once every
+        handler has had the event, so no handler misses it.
+        """
+        interrupt = self._deliver(event)
+        if interrupt is not None:
+            raise interrupt
+
+    def emit_all(self, events: Iterable[DatabaseEvent]) -> None:
+        """Deliver each event in order; a handler's ``BaseException`` is raised after them all."""
+        interrupt: BaseException | None = None
+        for event in events:
+            raised = self._deliver(event)
+            interrupt = interrupt or raised
+        if interrupt is not None:
+            raise interrupt
+
+    def _deliver(self, event: DatabaseEvent) -> BaseException | None:
+        """Call every handler of ``event``; returns the first BaseException one raised."""
         with self._lock:
             handlers = list(self._handlers.get(str(event.event_type), ()))
             # A handler registered for the type and for "*" still hears the event once.
             handlers += [h for h in self._handlers.get(WILDCARD, ()) if h not in handlers]
+        interrupt: BaseException | None = None
         for handler in handlers:
+            own = replace(event, data=copy.deepcopy(event.data)) if event.data else event
             try:
-                handler(event)
+                handler(own)
             except Exception:
                 logger.exception("event handler %r failed on %s", handler, event.event_type)
-
-    def emit_all(self, events: Iterable[DatabaseEvent]) -> None:
-        for event in events:
-            self.emit(event)
+            except BaseException as error:  # raised by the caller once every handler has run
+                logger.warning(
+                    "event handler %r raised %s on %s; delivering to the others first",
+                    handler,
+                    type(error).__name__,
+                    event.event_type,
+                )
+                interrupt = interrupt or error
+        return interrupt
 
 
 def error_event(operation: str, error: BaseException) -> DatabaseEvent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from types import TracebackType
 from typing import Any
@@ -13,12 +14,13 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from . import driver
+from . import sqlite_locking
 from .config import DatabaseConfig
 from .crypto import PSKCipher
 from .exceptions import ConnectionError, DatabaseError, IntegrityError, translated_errors
 from .models import Base
 from .schema_version import VERSION_TABLE, stamp_head, stamp_head_if_unversioned
+from .sqlite_locking import write_transactions
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,14 @@ class DatabaseManager:
             engine.dispose()
             raise ConnectionError(self._connection_hint(error)) from None
         self._engine = engine
-        self._session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        if self.config.is_sqlite:
+            factory = sessionmaker(
+                bind=engine, expire_on_commit=False, info={sqlite_locking.SQLITE_SESSION: True}
+            )
+            sqlite_locking.install(engine, factory)
+        else:
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self._session_factory = factory
         logger.info("connected to %s", self.config.database_url)
 
     def close(self) -> None:
@@ -112,7 +121,7 @@ class DatabaseManager:
         leaves the old tables and rows in place; MariaDB commits each DDL statement,
         which is why foreign tables that would block a DROP are looked for first.
         """
-        with translated_errors(), self.engine.begin() as connection:
+        with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
             connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
@@ -126,7 +135,7 @@ class DatabaseManager:
         DROP fail half-way - and MariaDB commits each DROP - so it is looked for first:
         ``IntegrityError`` naming it, and nothing is dropped.
         """
-        with translated_errors(), self.engine.begin() as connection:
+        with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
             connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
@@ -156,11 +165,20 @@ class DatabaseManager:
             _configure_sqlite(engine, busy_timeout_ms=config.sqlite_busy_timeout_ms)
         else:
             _ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
+        if config.is_mysql:
+            _no_read_timeout_once_connected(engine)
         return engine
 
     def _connection_hint(self, error: BaseException) -> str:
         detail = str(getattr(error, "orig", None) or error).strip().splitlines()
         reason = detail[0] if detail else type(error).__name__
+        if _timed_out(error):
+            return (
+                f"Unable to connect to database {self.config.database_url}: the server did not "
+                f"answer within the connect timeout of {self.config.connect_timeout:g} s "
+                "(DatabaseConfig(connect_timeout=...) or CARDLINK_DB_CONNECT_TIMEOUT; is the "
+                "server up, and is that its host and port?)"
+            )
         if self.config.is_sqlite:
             hint = "is the folder writable and the file a SQLite database?"
         else:
@@ -173,6 +191,34 @@ class DatabaseManager:
     def __repr__(self) -> str:
         state = "initialized" if self.is_initialized else "not initialized"
         return f"DatabaseManager({self.config.database_url!r}, {state})"
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether connecting failed on the connect timeout, told by exception type, not text.
+
+    psycopg raises ``ConnectionTimeout``; PyMySQL wraps the socket's ``TimeoutError``
+    (as ``original_exception``, or as the context of its "lost connection" error).
+    """
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
+    psycopg = sys.modules.get("psycopg")  # loaded if it is the driver in use
+    if psycopg is not None:
+        timeouts += (psycopg.errors.ConnectionTimeout,)
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, timeouts):
+            return True
+        pending += [
+            getattr(current, "orig", None),
+            getattr(current, "original_exception", None),
+            current.__cause__,
+            current.__context__,
+        ]
+    return False
 
 
 def _refuse_foreign_references(connection: Connection) -> None:
@@ -237,8 +283,21 @@ def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
             raise
 
 
+def _no_read_timeout_once_connected(engine: Engine) -> None:
+    """PyMySQL: drop the read timeout that bounded the handshake, so a long query may run.
+
+    PyMySQL has no public way to change it on an open connection; ``_read_timeout`` is
+    the attribute its ``read_timeout`` argument sets, and it applies it before each read.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        if hasattr(dbapi_connection, "_read_timeout"):
+            dbapi_connection._read_timeout = None
+
+
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
-    """Foreign keys on, WAL, a busy timeout, and real BEGIN IMMEDIATE transactions."""
+    """Foreign keys on, WAL, a busy timeout; ``sqlite_locking`` decides how transactions begin."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -250,9 +309,3 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so concurrent writers wait on the busy
-        # timeout instead of failing with "database is locked" when a read upgrades.
-        driver.execute(connection, "BEGIN IMMEDIATE")

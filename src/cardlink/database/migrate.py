@@ -34,6 +34,7 @@ from .exceptions import DatabaseError, MigrationError, translated_errors
 from .manager import DatabaseManager
 from .models import Base
 from .schema_version import SCRIPT_LOCATION, VERSION_TABLE
+from .sqlite_locking import write_transactions
 from .types import GUID, UTCDateTime
 
 #: Alembic keeps the running environment in module globals: one command at a time per process.
@@ -303,7 +304,8 @@ def migration_connection(manager: DatabaseManager) -> Iterator[Connection]:
     parent table would cascade-delete its children's rows. Violations are checked
     before the connection is handed back.
     """
-    with manager.engine.connect() as connection:
+    # A revision writes: on SQLite its transaction takes the write lock when it begins.
+    with write_transactions(), manager.engine.connect() as connection:
         if not manager.config.is_sqlite:
             yield connection
             return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine
 
 from .exceptions import DatabaseError, MigrationError, translated_errors
+from .sqlite_locking import write_transactions
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -64,7 +65,7 @@ def stamp_head_if_unversioned(engine: Engine) -> bool:
     revision recorded and returns False.
     """
     try:
-        with translated_errors(), engine.begin() as connection:
+        with translated_errors(), write_transactions(), engine.begin() as connection:
             return stamp_head(connection)
     except DatabaseError as error:
         with translated_errors(), engine.connect() as connection:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..exceptions import ValidationError
@@ -45,7 +45,8 @@ class OTASession(TimestampMixin, Base):
     psk_identity: Mapped[str | None] = mapped_column(String(128))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    #: 64-bit: a session may end more than 24.8 days (2**31 ms) after it started.
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
 

@@ -17,6 +17,7 @@ from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import Base
 from ..models.base import check_value, coerce_enum
+from ..sqlite_locking import lock_for_writing
 from ..types import GUID, json_safe, to_uuid
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class BaseRepository(Generic[ModelT]):
 
     def _write(self, action: Any) -> Any:
         """Run ``action`` and flush inside a SAVEPOINT, so a refused write leaves the UoW usable."""
+        lock_for_writing(self.session)
         with translated_errors(), self.session.begin_nested():
             result = action()
             self.session.flush()
@@ -317,6 +319,7 @@ class BaseRepository(Generic[ModelT]):
     def _delete_where(self, *criteria: Any) -> int:
         """Bulk DELETE in SQL; returns the number of rows removed."""
         statement = delete(self.model).where(*criteria).execution_options(synchronize_session=False)
+        lock_for_writing(self.session)
         with translated_errors():
             result = self.session.execute(statement)
             self._forget_deleted()

@@ -22,6 +22,7 @@ from ..crypto import PSKCipher
 from ..events import EventType
 from ..exceptions import EncryptionError, translated_errors
 from ..models import CardProfile
+from ..sqlite_locking import lock_for_writing
 
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
@@ -104,6 +105,7 @@ def rotate_psk_keys(uow: UnitOfWork, *, chunk_size: int = 500) -> int:
         if isinstance(card, CardProfile)
     }
     rotated = 0
+    lock_for_writing(uow.session)
     with translated_errors(), uow.session.begin_nested():
         for chunk in _stored_tokens(uow, chunk_size):
             rewrites = [

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 
 from ..exceptions import IntegrityError
 from ..models import OTASession
+from ..sqlite_locking import lock_for_writing
 
 
 class SessionOwnerMixin:
@@ -22,6 +23,7 @@ class SessionOwnerMixin:
         """Delete ``entity``; with sessions it is refused unless ``cascade=True`` (logs go too)."""
         identity = self._identity(entity)  # type: ignore[attr-defined]
         session = self.session  # type: ignore[attr-defined]
+        lock_for_writing(session)  # the count below must still hold when the rows go
         owned = session.execute(
             select(func.count()).select_from(OTASession).where(self._owned_sessions(identity))
         ).scalar_one()

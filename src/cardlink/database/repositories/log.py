@@ -15,6 +15,7 @@ from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import CommDirection, CommLog
 from ..models.base import check_value, coerce_enum
+from ..sqlite_locking import lock_for_writing
 from ..status_words import error_condition
 from ..types import json_safe, naive_utc, to_utc, to_uuid, utcnow
 from .base import BaseRepository, _slice, check_search_text
@@ -159,6 +160,7 @@ class LogRepository(BaseRepository[CommLog]):
         if not self._batch:
             return 0
         rows, self._batch = self._batch, []
+        lock_for_writing(self.session)
         with translated_errors(), self.session.begin_nested() as savepoint:
             write_rows(savepoint.session.connection(), rows, naive_utc(utcnow()))
         session_ids = sorted(str(session_id) for session_id in {row[0] for row in rows})

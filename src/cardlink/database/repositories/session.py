@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, select
 
 from ..events import EventType
-from ..exceptions import ValidationError, translated_errors
+from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import OTASession, SessionStatus
+from ..sqlite_locking import lock_for_writing
 from ..types import UTCDateTime, to_utc, utcnow
 from .base import BaseRepository, _slice
 
@@ -61,7 +62,7 @@ class SessionRepository(BaseRepository[OTASession]):
 
     def start_session(self, session_id: Any, *, at: datetime | None = None) -> OTASession:
         """Mark the session ACTIVE and stamp its start time."""
-        session = self.get_by_id(session_id)
+        session = self._locked(session_id)
         session.start(to_utc(at) if at else utcnow())
         return self._save(session, EventType.SESSION_UPDATED)
 
@@ -69,7 +70,7 @@ class SessionRepository(BaseRepository[OTASession]):
         self, session_id: Any, cipher: str | None = None, psk_identity: str | None = None
     ) -> OTASession:
         """Record the negotiated TLS cipher suite and the PSK identity used."""
-        session = self.get_by_id(session_id)
+        session = self._locked(session_id)
         if cipher is not None:
             session.cipher_suite = cipher
         if psk_identity is not None:
@@ -78,7 +79,7 @@ class SessionRepository(BaseRepository[OTASession]):
 
     def complete_session(self, session_id: Any, *, at: datetime | None = None) -> OTASession:
         """End the session as COMPLETED; ``duration_ms`` is computed from the start."""
-        session = self.get_by_id(session_id)
+        session = self._locked(session_id)
         session.complete(to_utc(at) if at else utcnow())
         return self._save(session, EventType.SESSION_COMPLETED)
 
@@ -91,7 +92,7 @@ class SessionRepository(BaseRepository[OTASession]):
         at: datetime | None = None,
     ) -> OTASession:
         """End the session as FAILED with an error code and message."""
-        session = self.get_by_id(session_id)
+        session = self._locked(session_id)
         session.fail(to_utc(at) if at else utcnow(), error_code=error_code, message=message)
         return self._save(session, EventType.SESSION_FAILED)
 
@@ -99,7 +100,7 @@ class SessionRepository(BaseRepository[OTASession]):
         self, session_id: Any, message: str | None = None, *, at: datetime | None = None
     ) -> OTASession:
         """End the session as TIMEOUT."""
-        session = self.get_by_id(session_id)
+        session = self._locked(session_id)
         session.fail(
             to_utc(at) if at else utcnow(),
             status=SessionStatus.TIMEOUT,
@@ -107,6 +108,26 @@ class SessionRepository(BaseRepository[OTASession]):
             message=message,
         )
         return self._save(session, EventType.SESSION_FAILED)
+
+    def _locked(self, session_id: Any) -> OTASession:
+        """The session re-read under a row lock, so changes to one session are serialised.
+
+        ``SELECT ... FOR UPDATE`` on PostgreSQL and MariaDB, SQLite's write lock there:
+        of two callers ending the same session at once, the second waits, then sees it
+        ended and gets the ``ValidationError`` a later call would get.
+        """
+        lock_for_writing(self.session)
+        statement = (
+            select(OTASession)
+            .where(OTASession.id == self._coerce_id(session_id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        with translated_errors():
+            session = self.session.scalars(statement).first()
+        if session is None:
+            raise NotFoundError(f"{self.entity_type} {str(session_id)[:128]!r} not found")
+        return session
 
     # -- queries -----------------------------------------------------------------
 

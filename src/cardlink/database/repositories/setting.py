@@ -6,12 +6,18 @@ import json
 from typing import Any, NamedTuple
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
-from ..types import SAFE_YAML_LOADER, to_plain
+from ..models.base import check_value
+from ..safe_yaml import load_yaml
+from ..sqlite_locking import lock_for_writing
+from ..types import to_plain, utcnow
 from .base import BaseRepository
 
 
@@ -79,21 +85,51 @@ class SettingRepository(BaseRepository[Setting]):
             raise ValidationError("setting key must be a non-empty string")
         _check_json_value(key, value)
         builtin = DEFAULT_SETTINGS.get(key)
-        setting = self.find_by_id(key)
-        if setting is None:
-            setting = Setting(
-                key=key,
-                value=value,
-                description=description or (builtin.description if builtin else None),
-                category=category or (builtin.category if builtin else None),
+        row = {
+            "key": key,
+            "value": value,
+            "description": description or (builtin.description if builtin else None),
+            "category": category or (builtin.category if builtin else None),
+        }
+        texts = {"description": description, "category": category}
+        changed = ["value", *(name for name, text in texts.items() if text is not None)]
+        self._upsert(row, [*changed, "updated_at"])
+        with translated_errors():
+            setting = self.session.get(Setting, key, populate_existing=True)
+        assert setting is not None  # just written in this transaction
+        self._record(self.updated_event, setting, changed_fields=changed)
+        return setting
+
+    def _upsert(self, row: dict[str, Any], replaced: list[str]) -> None:
+        """INSERT the row, or update ``replaced`` of the stored one, in one atomic statement.
+
+        Two callers setting a new key at once both succeed and the last one wins: ON
+        CONFLICT (PostgreSQL, SQLite) or ON DUPLICATE KEY (MariaDB/MySQL). Never SQLite's
+        INSERT OR REPLACE, which deletes the old row first.
+        """
+        table: Table = Setting.__table__  # type: ignore[assignment]
+        now = utcnow()
+        row = {**row, "created_at": now, "updated_at": now}
+        for name, value in row.items():
+            check_value("setting", table.c[name], value)
+        dialect = self.session.get_bind().dialect.name
+        statement: Any
+        if dialect in ("postgresql", "sqlite"):
+            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+            statement = insert(table).values(row)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={name: statement.excluded[name] for name in replaced},
             )
-            return self.create(setting)
-        setting.value = value
-        if description is not None:
-            setting.description = description
-        if category is not None:
-            setting.category = category
-        return self.update(setting)
+        else:
+            statement = mysql_insert(table).values(row)
+            statement = statement.on_duplicate_key_update(
+                {name: statement.inserted[name] for name in replaced}
+            )
+        lock_for_writing(self.session)
+        with translated_errors(), self.session.begin_nested():
+            self.session.flush()  # a Core statement does not autoflush: pending rows first
+            self.session.execute(statement)
 
     def get_by_category(self, category: str) -> dict[str, Any]:
         """Values of the category's settings, stored ones over built-in defaults."""
@@ -134,12 +170,9 @@ class SettingRepository(BaseRepository[Setting]):
 
     def import_yaml(self, text: str) -> int:
         """Merge settings from YAML (export_yaml's shape, or plain key: value); returns a count."""
-        try:
-            document = yaml.load(text, Loader=SAFE_YAML_LOADER)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ValidationError(f"settings YAML is malformed{where}") from None
+        if not isinstance(text, str | bytes):
+            raise ValidationError(f"settings YAML must be text, got {type(text).__name__}")
+        document = load_yaml(text, what="settings YAML")
         if document is None:
             return 0
         if isinstance(document, dict) and set(document) == {"settings"}:
@@ -166,6 +199,7 @@ class SettingRepository(BaseRepository[Setting]):
                     raise ValidationError(f"setting {key!r}: {name} must be text")
         # All or nothing: a refused entry rolls back the ones before it, and their events.
         queued = len(self._uow._events)
+        lock_for_writing(self.session)
         try:
             with translated_errors(), self.session.begin_nested():
                 for key, value, description, category in entries:

@@ -15,7 +15,7 @@ from .formats import (
     ExportFormat,
     detect_format,
 )
-from .importer import DataImporter, ImportResult
+from .importer import DataImporter, ImportResult, announced_row_counts
 
 __all__ = [
     "FORMAT_NAME",
@@ -26,5 +26,6 @@ __all__ = [
     "DataImporter",
     "ExportFormat",
     "ImportResult",
+    "announced_row_counts",
     "detect_format",
 ]

@@ -19,11 +19,13 @@ from .formats import (
     FORMAT_NAME,
     FORMAT_VERSION,
     PSK_COLUMN,
+    TRAILER,
     ExportFormat,
     coerce_format,
     primary_key,
     resolve_tables,
     table_for,
+    trailer,
 )
 
 if TYPE_CHECKING:
@@ -213,7 +215,7 @@ class DataExporter:
                     progress(name, done)
             stream.write("\n    ]" if done else "]")
             counts[name] = done
-        stream.write("\n  }\n}\n")
+        stream.write(f"\n  }},\n  {json.dumps(TRAILER)}: {json.dumps(trailer(counts))}\n}}\n")
         return counts
 
     def _write_yaml(
@@ -234,4 +236,5 @@ class DataExporter:
                     progress(name, done)
             stream.write("\n" if done else " []\n")
             counts[name] = done
+        stream.write(yaml.safe_dump({TRAILER: trailer(counts)}, sort_keys=False))
         return counts

@@ -39,8 +39,14 @@ from ..types import GUID, LabelledEnum, UTCDateTime, uuid_from_hex
 
 #: Written as ``format``; a document without it is not a CardLink export.
 FORMAT_NAME = "cardlink-database-export"
-#: Bumped when the document layout changes incompatibly; the importer reads only this one.
-FORMAT_VERSION = 1
+#: Bumped when the document layout changes; version 2 added the trailer.
+FORMAT_VERSION = 2
+#: Documents written before the trailer existed: read, with a warning, without the check.
+PRE_TRAILER_VERSION = 1
+#: The key of the trailer, the document's last member.
+TRAILER = "trailer"
+#: The versions the importer reads.
+READABLE_VERSIONS = (PRE_TRAILER_VERSION, FORMAT_VERSION)
 
 #: The tables in export and import order: parents before the rows that point at them.
 TABLE_NAMES = ("devices", "cards", "sessions", "logs", "tests", "settings")
@@ -110,6 +116,40 @@ def resolve_tables(tables: Iterable[str] | str | None) -> list[str]:
     if not wanted:
         raise ValidationError(f"no table selected; valid tables: {', '.join(TABLE_NAMES)}")
     return [name for name in TABLE_NAMES if name in wanted]
+
+
+def trailer(row_counts: dict[str, int]) -> dict[str, Any]:
+    """The document's last member: the rows written per table, so a cut-short copy shows."""
+    return {"row_counts": dict(row_counts)}
+
+
+def trailer_row_counts(found: Any) -> dict[str, int] | None:
+    """The row counts of a trailer value, or None if it is not shaped as one."""
+    counts = found.get("row_counts") if isinstance(found, dict) else None
+    if not isinstance(counts, dict) or not all(
+        isinstance(count, int) and not isinstance(count, bool) for count in counts.values()
+    ):
+        return None
+    return dict(counts)
+
+
+def check_trailer(found: Any, read: dict[str, int]) -> dict[str, int]:
+    """The trailer's row counts; refused if it is not one or they differ from the rows ``read``."""
+    counts = trailer_row_counts(found)
+    if counts is None:
+        raise ValidationError(
+            'import: the trailer must be {"row_counts": {table: rows}}; '
+            "the document is damaged, nothing was imported"
+        )
+    for name in sorted(set(counts) | set(read), key=str):
+        expected, got = counts.get(name), read.get(name)
+        if expected != got:
+            said = "no rows" if expected is None else f"{expected} row(s)"
+            raise ValidationError(
+                f"import: the trailer says {str(name)[:64]!r} has {said}, the document holds "
+                f"{got or 0}; it was cut short or damaged, nothing was imported"
+            )
+    return counts
 
 
 def primary_key(table: Table) -> Column[Any]:

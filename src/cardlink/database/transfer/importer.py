@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import json
+import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from os import PathLike
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
-import yaml
 from sqlalchemy import text
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
-from ..types import SAFE_YAML_LOADER
+from ..safe_yaml import load_yaml
+from ..sqlite_locking import lock_for_writing
 from .formats import (
     FORMAT_NAME,
-    FORMAT_VERSION,
+    PRE_TRAILER_VERSION,
+    READABLE_VERSIONS,
     TABLE_NAMES,
+    TRAILER,
     ConflictMode,
     ExportFormat,
     check_psk_ciphertext,
+    check_trailer,
     coerce_conflict_mode,
     coerce_format,
+    detect_format,
     table_for,
+    trailer_row_counts,
 )
 from .jsonstream import DocumentEvent, read_json_document
 from .rows import TableWriter
@@ -36,6 +45,8 @@ if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
 
 COUNT_NAMES = ("created", "updated", "skipped", "errors")
+_MISSING: Any = object()
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +63,10 @@ class ImportResult:
     errors: int = 0
     per_table: dict[str, dict[str, int]] = field(default_factory=dict)
     dry_run: bool = False
+    #: Rows per table the document's trailer announced (None for a pre-trailer document).
+    expected: dict[str, int] | None = None
+    #: What the import accepted but the caller should know (a pre-trailer document).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -85,13 +100,7 @@ class _TextReader:
 
 def read_yaml_document(stream: Any) -> Iterator[DocumentEvent]:
     """The events of a YAML document (loaded whole: YAML is for small databases), parents first."""
-    try:
-        document = yaml.load(stream, Loader=SAFE_YAML_LOADER)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise ValidationError(f"import: malformed YAML{where}: {problem}") from None
+    document = load_yaml(stream, what="import")
     if document is None:
         raise ValidationError("import: the document is empty")
     if not isinstance(document, dict):
@@ -99,7 +108,7 @@ def read_yaml_document(stream: Any) -> Iterator[DocumentEvent]:
             "import: the document must be a mapping (format_version, tables, ...)"
         )
     for key, value in document.items():
-        if key != "tables":
+        if key not in ("tables", TRAILER):
             yield ("header", str(key), value)
     if "tables" not in document:
         return
@@ -120,6 +129,42 @@ def read_yaml_document(stream: Any) -> Iterator[DocumentEvent]:
         yield ("table", name, None)
         for row in rows:
             yield ("row", name, row)
+    if TRAILER in document:
+        yield ("trailer", "", document[TRAILER])
+
+
+#: How much of a file's end :func:`announced_row_counts` reads to find the trailer.
+_TRAILER_TAIL_BYTES = 64 << 10
+
+
+def announced_row_counts(
+    path: str | PathLike[str], format: ExportFormat | str | None = None
+) -> dict[str, int] | None:
+    """The rows per table a document file's trailer announces, read from its end.
+
+    For a progress bar's totals before the import starts; None when the file has no
+    readable trailer (a pre-trailer or damaged document: the import itself says which).
+    The import checks the trailer against the rows it reads in any case.
+    """
+    chosen = coerce_format(format) if format is not None else detect_format(path)
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - _TRAILER_TAIL_BYTES))
+        tail = handle.read().decode("utf-8", errors="replace")
+    found: Any = None
+    if chosen is ExportFormat.JSON:
+        start = tail.rfind(json.dumps(TRAILER))
+        if start >= 0:
+            value = tail[tail.find(":", start) + 1 :].lstrip()
+            with contextlib.suppress(ValueError):
+                found = json.JSONDecoder().raw_decode(value)[0]
+    else:
+        start = tail.rfind(f"\n{TRAILER}:")
+        if start >= 0:
+            with contextlib.suppress(ValidationError):
+                document = load_yaml(tail[start + 1 :], what="trailer")
+                found = document.get(TRAILER) if isinstance(document, dict) else None
+    return trailer_row_counts(found)
 
 
 def _check_table_name(name: Any) -> str:
@@ -138,9 +183,11 @@ def check_header(header: dict[str, Any]) -> bool:
     if "format_version" not in header:
         raise ValidationError("import: not a CardLink export: format_version is missing")
     version = header["format_version"]
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(number) for number in READABLE_VERSIONS)
         raise ValidationError(
-            f"import: unsupported format_version {version!r}; this version reads {FORMAT_VERSION}"
+            f"import: unsupported format_version {repr(version)[:64]}; "
+            f"this version reads {readable}"
         )
     psk_keys = header.get("psk_keys", "encrypted")
     if psk_keys not in ("encrypted", "omitted"):
@@ -206,6 +253,7 @@ class DataImporter:
         result = ImportResult(dry_run=bool(dry_run))
         self._uow.flush()
         session = self._uow.session
+        lock_for_writing(session)  # a dry run writes too, then rolls back
         with translated_errors():
             savepoint = session.begin_nested()
             if session.get_bind().dialect.name == "postgresql":
@@ -243,6 +291,30 @@ class DataImporter:
             )
         return result
 
+    @staticmethod
+    def _check_complete(
+        header: dict[str, Any], found_trailer: Any, read: dict[str, int], result: ImportResult
+    ) -> None:
+        """Refuse a document whose trailer is missing or disagrees with the rows read.
+
+        Runs before the last tables are written and long before any commit: a document
+        cut short (even at a line boundary, which YAML cannot tell) imports nothing.
+        """
+        if found_trailer is _MISSING:
+            if header.get("format_version") == PRE_TRAILER_VERSION:
+                warning = (
+                    f"format_version {PRE_TRAILER_VERSION} document (from before the trailer): "
+                    "imported without checking that it is complete"
+                )
+                logger.warning("import: %s", warning)
+                result.warnings.append(warning)
+                return
+            raise ValidationError(
+                f"import: the document has no {TRAILER!r} (its row counts); it was cut short "
+                "or damaged, nothing was imported"
+            )
+        result.expected = check_trailer(found_trailer, read)
+
     def _psk_check(self) -> Callable[[str, str], None]:
         """Token shape always; with a key configured, also that the key opens the token."""
         manager = self._uow.manager
@@ -273,6 +345,8 @@ class DataImporter:
     ) -> None:
         """Write each table as it streams by; a table ahead of its parents waits on disk."""
         header: dict[str, Any] = {}
+        found_trailer: Any = _MISSING
+        read: dict[str, int] = {}  # rows read per table, to hold against the trailer
         keep_stored_psk: bool | None = None
         written: set[str] = set()  # tables written so far (not waiting)
         waiting: list[tuple[str, IO[str]]] = []
@@ -297,6 +371,9 @@ class DataImporter:
                 if kind == "header":
                     header[name] = payload
                     continue
+                if kind == "trailer":
+                    found_trailer = payload
+                    continue
                 if keep_stored_psk is None:
                     keep_stored_psk = check_header(header)
                 if kind == "table":
@@ -304,6 +381,7 @@ class DataImporter:
                         writer.finish(dry_run=dry_run)
                     name = _check_table_name(name)
                     result.table_counts(name)
+                    read[name] = 0
                     writer, spill, index = None, None, 0
                     if parent_tables(name) & coming(header) - written:
                         spill = files.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8"))
@@ -317,9 +395,11 @@ class DataImporter:
                     elif spill is not None:
                         spill.write(json.dumps(payload, default=_spill_value) + "\n")
                     index += 1
+                    read[name] += 1
             if keep_stored_psk is None:
                 check_header(header)
                 raise ValidationError('import: the document has no "tables"')
+            self._check_complete(header, found_trailer, read, result)
             if writer is not None:
                 writer.finish(dry_run=dry_run)
             for name in TABLE_NAMES:

@@ -16,6 +16,24 @@ from typing import Any, TextIO
 from ..exceptions import ValidationError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _RepeatedKey(Exception):
+    """A key given twice in one JSON object (JSON itself would keep the last silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: the object as a dict, refusing a repeated key."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return found
+
+
 #: Decoder errors this close to the end of the buffer may just mean "read more".
 _TAIL = 8
 
@@ -33,7 +51,7 @@ class JSONStreamReader:
         self._pos = 0
         self._eof = False
         self._line = 1  # line number of self._buffer[0]
-        self._decoder = json.JSONDecoder()
+        self._decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
     # -- low level ---------------------------------------------------------------
 
@@ -102,6 +120,9 @@ class JSONStreamReader:
                         f"a value is larger than {self.max_value_size} characters"
                     ) from None
                 raise self.error(error.msg, error.pos) from None
+            except _RepeatedKey as repeated:
+                shown = str(repeated)[:64]
+                raise self.error(f"key {shown!r} appears twice in one object") from None
             if end == len(self._buffer) and self._buffer[end - 1] not in '}]"' and self._fill():
                 continue  # a number or literal at the end of the buffer may go on
             self._pos = end
@@ -113,15 +134,23 @@ class JSONStreamReader:
     # -- structure -----------------------------------------------------------------
 
     def members(self, context: str) -> Iterator[str]:
-        """The keys of the object starting here; the caller reads each member's value."""
+        """The keys of the object starting here; the caller reads each member's value.
+
+        A key given twice is refused with its line.
+        """
         self.expect("{", context)
         if self.peek() == "}":
             self._pos += 1
             return
+        seen: set[str] = set()
         while True:
             if self.peek() != '"':
                 raise self.error(f"expected a quoted member name in {context}")
+            at = self._pos
             key = self.value()
+            if key in seen:
+                raise self.error(f"{key[:64]!r} appears twice in {context}", at)
+            seen.add(key)
             self.expect(":", f"after {key!r}")
             yield key
             if self.peek() == ",":
@@ -146,7 +175,8 @@ class JSONStreamReader:
 
 
 #: Events of :func:`read_json_document`: ``("header", key, value)``, ``("tables", "", None)``
-#: once the rows begin, then ``("table", name, None)`` and ``("row", name, row)``.
+#: once the rows begin, then ``("table", name, None)`` and ``("row", name, row)``, and
+#: ``("trailer", "", value)`` for the trailer, which must be the document's last member.
 DocumentEvent = tuple[str, str, Any]
 
 
@@ -157,7 +187,14 @@ def read_json_document(stream: TextIO) -> Iterator[DocumentEvent]:
         raise ValidationError("import: the document is empty")
     if reader.peek() != "{":
         raise reader.error("the document must be a JSON object")
+    trailer_seen = False
     for key in reader.members("the document"):
+        if trailer_seen:
+            raise reader.error(f'"trailer" must be the last member, found {key[:64]!r} after it')
+        if key == "trailer":
+            trailer_seen = True
+            yield ("trailer", "", reader.value())
+            continue
         if key != "tables":
             yield ("header", key, reader.value())
             continue

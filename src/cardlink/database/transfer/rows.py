@@ -127,7 +127,15 @@ class TableWriter:
                 field: nulls[field] if value is None else decoders[field](value)
                 for field, value in raw.items()
             }
-        except Exception:
+        except (
+            LookupError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+            RecursionError,
+        ):
+            # Only a refused value: a signal's exception (a timeout) must pass through.
             return None
 
     def _decode_carefully(self, index: int, raw: dict[Any, Any]) -> dict[str, Any]:
