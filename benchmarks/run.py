@@ -42,6 +42,7 @@ from sqlalchemy.engine import URL
 from workloads import Figure, Sizes
 
 from cardlink.database import DatabaseConfig
+from cardlink.database.maintenance import create_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVER_URLS = {
@@ -62,35 +63,12 @@ def sibling(url: URL, suffix: str) -> URL:
 
 
 def ensure_database(url: URL) -> None:
-    """Create the server database if needed (SQLite files are created on connect)."""
-    backend = url.get_backend_name()
-    if backend == "sqlite":
+    """Create the server database if needed; a SQLite file starts afresh."""
+    if url.get_backend_name() == "sqlite":
         for ending in ("", "-wal", "-shm"):
             Path(f"{url.database}{ending}").unlink(missing_ok=True)
         return
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(
-        url.set(database="postgres" if backend == "postgresql" else "mysql"),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.connect() as connection:
-            if backend == "postgresql":
-                exists = connection.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-                ).first()
-                if not exists:
-                    connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-            else:
-                connection.execute(
-                    text(
-                        f"CREATE DATABASE IF NOT EXISTS `{url.database}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    )
-                )
-    finally:
-        admin.dispose()
+    create_database(DatabaseConfig(url))
 
 
 def report(figure: Figure) -> None:

@@ -1,14 +1,18 @@
 """The backend matrix: every database test runs on SQLite, PostgreSQL and MySQL/MariaDB.
 
 Server URLs come from ``CARDLINK_TEST_POSTGRESQL_URL`` / ``CARDLINK_TEST_MYSQL_URL``
-(defaults: the local servers, database ``cardlink_test``). A server that cannot be
-reached is skipped with a visible reason, unless ``CARDLINK_TEST_REQUIRE`` names it
-(``postgresql,mysql`` or ``all``), in which case its tests fail. CI requires all.
+(defaults: the local servers, database ``CARDLINK_TEST_DB_NAME``). Without that
+name each run gets its own database, ``cardlink_test_<pid>_<random>``, created when
+first needed and dropped when the session ends, so two checkouts or two CI runs on
+one server never share one. A server that cannot be reached is skipped with a
+visible reason, unless ``CARDLINK_TEST_REQUIRE`` names it (``postgresql,mysql`` or
+``all``), in which case its tests fail. CI requires all.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +22,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cardlink.database import Base, DatabaseConfig, DatabaseManager, get_emitter
+from cardlink.database.maintenance import create_database, drop_database
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
-_DB_NAME = os.environ.get("CARDLINK_TEST_DB_NAME", "cardlink_test")
+#: This run's own database name (dropped at the end), unless CARDLINK_TEST_DB_NAME names one.
+_DB_NAME = os.environ.get("CARDLINK_TEST_DB_NAME") or (
+    f"cardlink_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+)
+_DROP_AT_END = not os.environ.get("CARDLINK_TEST_DB_NAME")
 SERVER_URLS = {
     "postgresql": os.environ.get(
         "CARDLINK_TEST_POSTGRESQL_URL", f"postgresql://postgres@127.0.0.1:5432/{_DB_NAME}"
@@ -37,30 +46,41 @@ def _required() -> set[str]:
     return set(BACKENDS) if "all" in names else names
 
 
+#: Server databases this run created and drops when the session ends.
+_created: list[str] = []
+
+
 def _ensure_server_database(url: str) -> None:
     """Create the test database on the server if it does not exist yet."""
+    if create_database(DatabaseConfig(database_url=url)) and _DROP_AT_END:
+        _created.append(url)
+
+
+def scratch_database(backend: str, tmp_path: Path, suffix: str) -> str:
+    """A new, empty database next to the run's own (``<name>_<suffix>``), dropped at the end.
+
+    SQLite: a file path in ``tmp_path`` that does not exist yet.
+    """
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'{suffix}.db'}"
+    base = make_url(DatabaseConfig(backend_url(backend, tmp_path)).url)
+    url = base.set(database=f"{base.database}_{suffix}").render_as_string(hide_password=False)
     config = DatabaseConfig(database_url=url)
-    target = config.url
-    admin_db = "postgres" if config.is_postgresql else "mysql"
-    admin = create_engine(target.set(database=admin_db), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            if config.is_postgresql:
-                found = connection.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                    {"name": target.database},
-                ).first()
-                if not found:
-                    connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-            else:
-                connection.execute(
-                    text(
-                        f"CREATE DATABASE IF NOT EXISTS `{target.database}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    )
-                )
-    finally:
-        admin.dispose()
+    drop_database(config)
+    create_database(config)
+    if url not in _created:
+        _created.append(url)
+    return url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the server databases this run created (its own name and the scratch ones)."""
+    for url in reversed(_created):
+        try:
+            drop_database(DatabaseConfig(database_url=url))
+        except Exception as error:  # a server gone meanwhile must not hide the results
+            print(f"could not drop test database {make_url(url).database}: {error}")
+    _created.clear()
 
 
 _server_state: dict[str, str | None] = {}
@@ -148,6 +168,8 @@ def empty_database_url(backend: str, tmp_path: Path) -> str:
     if backend != "sqlite":
         _reset_schema(url)
         _schema_ready.discard(url)
+    else:
+        create_database(DatabaseConfig(database_url=url))  # an empty file: no tables
     return url
 
 

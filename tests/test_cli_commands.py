@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from cardlink.database import Base, DatabaseConfig, DatabaseManager
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
-from conftest import SERVER_URLS, backend_url, forget_schema
+from cardlink.database.maintenance import create_database, drop_database
+from conftest import backend_url, forget_schema, scratch_database
 from revisions import HEAD, REVISIONS
 from test_cli import counts, invoke, seed
 
@@ -74,32 +75,12 @@ def test_init_creates_a_missing_server_database(backend: str, tmp_path: Path) ->
         invoke(url, "init")
         assert (tmp_path / "deep" / "folder" / "new.db").exists()
         return
-    backend_url(backend, tmp_path)  # skips when the server is down
-    base = make_url(DatabaseConfig(SERVER_URLS[backend]).url)
-    name = f"{base.database}_init"
-    url = base.set(database=name).render_as_string(hide_password=False)
-    admin = create_engine(
-        base.set(database="postgres" if backend == "postgresql" else "information_schema"),
-        isolation_level="AUTOCOMMIT",
-    )
-    quote = '"' if backend == "postgresql" else "`"
-    drop = text(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
-    try:
-        with admin.connect() as connection:
-            connection.execute(drop)
-        assert "Initialized database" in invoke(url, "init").stdout
-        assert f"Current Revision: {HEAD}" in invoke(url, "status").stdout
-    finally:
-        with admin.connect() as connection:
-            if backend == "postgresql":
-                connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-                    ),
-                    {"n": name},
-                )
-            connection.execute(drop)
-        admin.dispose()
+    url = scratch_database(backend, tmp_path, "init")
+    config = DatabaseConfig(url)
+    drop_database(config)
+    assert "Initialized database" in invoke(url, "init").stdout
+    assert f"Current Revision: {HEAD}" in invoke(url, "status").stdout
+    assert not create_database(config)  # it is there now
 
 
 def test_status_masks_the_password(backend: str, tmp_path: Path) -> None:

@@ -8,11 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from cardlink.database import DatabaseConfig
-from conftest import backend_url
+from conftest import scratch_database
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "quickstart.py"
 
@@ -49,20 +46,7 @@ def run_quickstart(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 def fresh_server_database(backend: str, tmp_path: Path) -> str:
     """A new, empty database of our own on the server; returns its URL."""
-    url = make_url(backend_url(backend, tmp_path))
-    name = f"{url.database}_quickstart"
-    config = DatabaseConfig(database_url=url)
-    admin_db = "postgres" if config.is_postgresql else "mysql"
-    engine = create_engine(config.url.set(database=admin_db), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        if config.is_postgresql:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    engine.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return scratch_database(backend, tmp_path, "quickstart")
 
 
 def test_quickstart_on_the_default_sqlite_file_without_a_key_and_again(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from .exceptions import (
     ConfigurationError,
     ConnectionError,
     DatabaseError,
+    DatabaseNotFoundError,
     EncryptionError,
     IntegrityError,
     MigrationError,
@@ -20,6 +21,7 @@ from .exceptions import (
     ValidationError,
 )
 from .keystore import PSKKeyStore
+from .maintenance import DatabaseStats, PurgeResult
 from .manager import DatabaseManager
 from .models import (
     Base,
@@ -103,6 +105,8 @@ __all__ = [
     "DatabaseError",
     "DatabaseEvent",
     "DatabaseManager",
+    "DatabaseNotFoundError",
+    "DatabaseStats",
     "DecodedApdu",
     "Device",
     "DeviceRepository",
@@ -121,6 +125,7 @@ __all__ = [
     "OTASession",
     "PSKKeyStore",
     "Page",
+    "PurgeResult",
     "RetryableError",
     "SchemaOutOfDateError",
     "ScriptStatus",

@@ -59,6 +59,14 @@ def normalize_url(url: URL | str) -> URL:
             "postgresql://user:pass@host/db or mysql://user:pass@host/db"
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and parsed.host:
+        raise ConfigurationError(
+            f"invalid SQLite URL {mask_url(parsed)}: with two slashes "
+            f"{parsed.host!r} is read as a host name; use "
+            f"sqlite:///{parsed.host}/{parsed.database or ''} (three slashes) for a path "
+            f"relative to the current folder, or sqlite:////{parsed.host}/"
+            f"{parsed.database or ''} (four slashes) for an absolute path"
+        )
     if backend not in _DRIVERS:
         raise ConfigurationError(
             f"unsupported database backend {backend!r} in {mask_url(parsed)}: "
@@ -154,9 +162,27 @@ def missing_driver_message(
     )
 
 
+#: The variables that describe a database by its parts; DRIVER is required with any other.
+COMPONENT_VARIABLES = (
+    "CARDLINK_DB_DRIVER",
+    "CARDLINK_DB_HOST",
+    "CARDLINK_DB_PORT",
+    "CARDLINK_DB_NAME",
+    "CARDLINK_DB_USER",
+    "CARDLINK_DB_PASSWORD",
+)
+
+
 def _url_from_components(env: Mapping[str, str]) -> URL | None:
     driver = env.get("CARDLINK_DB_DRIVER")
     if not driver:
+        given = [name for name in COMPONENT_VARIABLES if env.get(name)]
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set but "
+                "CARDLINK_DB_DRIVER is missing: set it to sqlite, postgresql or mysql "
+                "(or give DATABASE_URL)"
+            )
         return None
     driver = driver.strip().lower()
     if driver == "sqlite":
@@ -174,6 +200,17 @@ def _url_from_components(env: Mapping[str, str]) -> URL | None:
         port=port_number,
         database=env.get("CARDLINK_DB_NAME", "cardlink"),
     )
+
+
+def _with_password_from_env(url: URL, env: Mapping[str, str]) -> URL:
+    """A server URL with a user but no password takes ``CARDLINK_DB_PASSWORD``.
+
+    So a password need not sit in shell history or ``ps`` as part of ``--database-url``.
+    """
+    password = env.get("CARDLINK_DB_PASSWORD")
+    if url.get_backend_name() == "sqlite" or not url.username or url.password or not password:
+        return url
+    return url.set(password=password)
 
 
 class DatabaseConfig:
@@ -209,7 +246,7 @@ class DatabaseConfig:
             source = environ["DATABASE_URL"]
         else:
             source = _url_from_components(environ) or DEFAULT_DATABASE_URL
-        self._url = normalize_url(source)
+        self._url = _with_password_from_env(normalize_url(source), environ)
         for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
             if not isinstance(value, int) or value < 0:
                 raise ConfigurationError(f"{name} must be a whole number >= 0, got {value!r}")

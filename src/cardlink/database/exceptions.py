@@ -37,6 +37,10 @@ class ConnectionError(DatabaseError):  # the guide's name, shadowing the builtin
     """The database cannot be reached, or the connection was lost or timed out."""
 
 
+class DatabaseNotFoundError(ConnectionError):
+    """The SQLite file does not exist, and the call only reads, so it was not created."""
+
+
 class EncryptionError(DatabaseError):
     """A PSK key cannot be encrypted or decrypted (key missing, malformed or wrong)."""
 

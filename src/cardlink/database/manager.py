@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -14,10 +15,16 @@ from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from . import sqlite_locking
+from . import maintenance, sqlite_locking
 from .config import DatabaseConfig
 from .crypto import PSKCipher
-from .exceptions import ConnectionError, DatabaseError, IntegrityError, translated_errors
+from .exceptions import (
+    ConnectionError,
+    DatabaseError,
+    DatabaseNotFoundError,
+    IntegrityError,
+    translated_errors,
+)
 from .models import Base
 from .schema_version import VERSION_TABLE, stamp_head, stamp_head_if_unversioned
 from .sqlite_locking import write_transactions
@@ -46,11 +53,16 @@ class DatabaseManager:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def initialize(self) -> None:
-        """Create the engine and check that the database answers; idempotent."""
+    def initialize(self, *, create: bool = True) -> None:
+        """Create the engine and check that the database answers; idempotent.
+
+        A missing SQLite file is created, unless ``create=False``: then
+        ``DatabaseNotFoundError`` is raised and nothing is created (for work that
+        only reads, so a mistyped path does not leave an empty database behind).
+        """
         if self._engine is not None:
             return
-        engine = self._build_engine()
+        engine = self._build_engine(create=create)
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -140,6 +152,38 @@ class DatabaseManager:
             Base.metadata.drop_all(connection)
             connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
 
+    # -- maintenance -------------------------------------------------------------
+
+    def create_database(self) -> bool:
+        """Create the configured database if it is missing (SQLite file or server database).
+
+        Returns True if it was created. Call it before :meth:`initialize` on a server
+        whose database may not exist yet. Example::
+
+            manager.create_database()
+            manager.create_tables()
+        """
+        return maintenance.create_database(self.config)
+
+    def stats(self) -> maintenance.DatabaseStats:
+        """Rows per table, size on disk, and sessions and test results of the last 24 hours."""
+        return maintenance.stats(self)
+
+    def purge(
+        self,
+        *,
+        older_than: timedelta | datetime,
+        tables: Iterable[str] = maintenance.PURGEABLE,
+        dry_run: bool = False,
+    ) -> maintenance.PurgeResult:
+        """Delete logs, sessions or test results older than ``older_than``, in one transaction.
+
+        Purging sessions deletes their logs too; ``dry_run=True`` only counts. Example::
+
+            manager.purge(older_than=timedelta(days=90), tables=["logs"], dry_run=True)
+        """
+        return maintenance.purge(self, older_than=older_than, tables=tables, dry_run=dry_run)
+
     # -- secrets -----------------------------------------------------------------
 
     @property
@@ -152,14 +196,19 @@ class DatabaseManager:
 
     # -- internals ---------------------------------------------------------------
 
-    def _build_engine(self) -> Engine:
+    def _build_engine(self, *, create: bool) -> Engine:
         config = self.config
         options = config.engine_options()
         sqlite_path = config.sqlite_path
         if config.is_sqlite and sqlite_path is None:
             options["poolclass"] = StaticPool
         if sqlite_path is not None:
-            _prepare_sqlite_file(sqlite_path)
+            if create:
+                maintenance.create_database(config)
+            elif not sqlite_path.exists():
+                raise DatabaseNotFoundError(
+                    f"no database at {sqlite_path}; run `cardlink-db init` to create it"
+                )
         engine = create_engine(config.url, **options)
         if config.is_sqlite:
             _configure_sqlite(engine, busy_timeout_ms=config.sqlite_busy_timeout_ms)
@@ -235,16 +284,6 @@ def _refuse_foreign_references(connection: Connection) -> None:
             f"cannot drop the CardLink tables: other tables point at them ({', '.join(blockers)}); "
             "nothing was dropped (drop those tables or their foreign keys first)"
         )
-
-
-def _prepare_sqlite_file(path: os.PathLike[str] | str) -> None:
-    """Create the SQLite file's folder, and the file itself readable by its owner only."""
-    target = os.fspath(path)
-    folder = os.path.dirname(target)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    if not os.path.exists(target):
-        os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:

@@ -18,6 +18,7 @@ import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from alembic import command
@@ -63,7 +64,7 @@ def run_migrations(
         run_migrations()                      # to head
         print(run_migrations(sql=True))       # what would run
     """
-    with _managed(database_url, config, manager) as db:
+    with _managed(database_url, config, manager, create=not sql) as db:
         alembic_config = _alembic_config(db, script_location)
         script = ScriptDirectory.from_config(alembic_config)
         _resolve(script, revision)
@@ -155,6 +156,58 @@ def get_head_revision(*, script_location: str | None = None) -> str:
     return ", ".join(schema_version.script_directory(script_location).get_heads())
 
 
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One shipped revision, as ``history`` lists it."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
+
+
+def get_history(*, script_location: str | None = None) -> list[RevisionInfo]:
+    """Every shipped revision, newest first (like ``alembic history``); needs no database."""
+    config = Config()
+    config.set_main_option("script_location", script_location or SCRIPT_LOCATION)
+    script = ScriptDirectory.from_config(config)
+    heads = set(script.get_heads())
+    history = []
+    for entry in script.walk_revisions():
+        down = entry.down_revision
+        history.append(
+            RevisionInfo(
+                revision=entry.revision,
+                down_revision=down if isinstance(down, str) or down is None else ", ".join(down),
+                message=(entry.doc or "").strip().splitlines()[0] if entry.doc else "",
+                is_head=entry.revision in heads,
+            )
+        )
+    return history
+
+
+def stamp(
+    revision: str = "head",
+    *,
+    database_url: str | None = None,
+    config: DatabaseConfig | None = None,
+    manager: DatabaseManager | None = None,
+    script_location: str | None = None,
+) -> str | None:
+    """Record ``revision`` as the database's current one without running any migration.
+
+    For a database whose schema is known to match (``alembic stamp``); returns
+    the revision now recorded (None for ``"base"``). Example::
+
+        stamp("head")
+    """
+    with _managed(database_url, config, manager) as db:
+        alembic_config = _alembic_config(db, script_location)
+        _resolve(ScriptDirectory.from_config(alembic_config), revision)
+        _run_command(command.stamp, alembic_config, revision, purge=True)
+        return get_current_revision(manager=db)
+
+
 def is_unversioned(manager: DatabaseManager) -> bool:
     """True for a database holding CardLink tables but no migration version (pre-migrations)."""
     with _connection(manager) as connection:
@@ -174,15 +227,22 @@ def stamp_head_if_unversioned(manager: DatabaseManager) -> bool:
 
 @contextmanager
 def _managed(
-    database_url: str | None, config: DatabaseConfig | None, manager: DatabaseManager | None
+    database_url: str | None,
+    config: DatabaseConfig | None,
+    manager: DatabaseManager | None,
+    *,
+    create: bool = False,
 ) -> Iterator[DatabaseManager]:
-    """The manager to work with: the caller's (left open) or a new one (closed afterwards)."""
+    """The manager to work with: the caller's (left open) or a new one (closed afterwards).
+
+    A new one never creates a missing SQLite file: only an upgrade may (``create``).
+    """
     if manager is not None:
         yield manager
         return
     owned = DatabaseManager(config if config is not None else DatabaseConfig(database_url))
     try:
-        owned.initialize()
+        owned.initialize(create=create)
         yield owned
     finally:
         owned.close()
@@ -280,11 +340,14 @@ def _run_command(
     target: str,
     *,
     sql: bool = False,
+    purge: bool = False,
 ) -> None:
     try:
         with _ALEMBIC_LOCK:
             if sql:
                 run(alembic_config, target, sql=True)
+            elif purge:
+                run(alembic_config, target, purge=True)
             else:
                 run(alembic_config, target)
     except CommandError as error:
@@ -353,13 +416,16 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 __all__ = [
     "SCRIPT_LOCATION",
     "VERSION_TABLE",
+    "RevisionInfo",
     "downgrade",
     "get_current_revision",
     "get_head_revision",
+    "get_history",
     "get_pending_revisions",
     "is_unversioned",
     "migration_connection",
     "render_item",
     "run_migrations",
+    "stamp",
     "stamp_head_if_unversioned",
 ]

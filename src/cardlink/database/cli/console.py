@@ -7,14 +7,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from .app import fail
 
 if TYPE_CHECKING:  # rich is imported only when something is drawn: it slows every start-up
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress, ProgressColumn, TaskID
 
 #: Progress appears only for work that has already taken this long.
 PROGRESS_DELAY_SECONDS = 1.0
@@ -70,25 +70,10 @@ class RowProgress:
         self._progress.update(self._task, completed=done, description=description)
 
     def _start(self) -> None:
-        from rich.console import Console  # rich: slow to import, only for a progress bar
-        from rich.progress import (  # rich, as above
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+        from rich.progress import MofNCompleteColumn  # rich: slow to import, only for a bar
 
         total = sum(self._totals.values()) or None
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            # Only started once stderr is known to be a terminal.
-            console=Console(stderr=True, force_terminal=True),
-            transient=True,
-        )
+        self._progress = _rich_progress(MofNCompleteColumn())
         self._progress.start()
         self._task = self._progress.add_task(self._description, total=total)
 
@@ -103,6 +88,70 @@ class RowProgress:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class ByteProgress(RowProgress):
+    """Import progress: rows so far, and the bytes read of a file of known size, with an ETA.
+
+    ``source`` is the file under the reader (the compressed one for gzip), whose
+    position says how far the import is; without it only rows are counted.
+    """
+
+    def __init__(self, description: str, *, source: IO[bytes] | None, total_bytes: int | None):
+        super().__init__(description, totals=None, enabled=True)
+        self._source = source
+        self._total_bytes = total_bytes if source is not None else None
+
+    def __call__(self, table: str, rows_done: int) -> None:
+        self._done[table] = rows_done
+        if not self._enabled:
+            return
+        if self._progress is None:
+            if time.monotonic() - self._started < PROGRESS_DELAY_SECONDS:
+                return
+            self._start()
+        assert self._progress is not None and self._task is not None
+        rows = sum(self._done.values())
+        description = f"{self._description} {table}: {rows:,} rows"
+        if self._source is not None:
+            try:
+                position = self._source.tell()
+            except (OSError, ValueError):  # closed or not seekable: rows only
+                position = None
+            self._progress.update(self._task, completed=position, description=description)
+        else:
+            self._progress.update(self._task, description=description)
+
+    def _start(self) -> None:
+        from rich.progress import DownloadColumn  # rich, as above
+
+        self._progress = _rich_progress(DownloadColumn())
+        self._progress.start()
+        self._task = self._progress.add_task(self._description, total=self._total_bytes)
+
+
+def _rich_progress(counter: ProgressColumn) -> Progress:
+    """A transient bar on stderr: description, bar, ``counter``, elapsed time and ETA."""
+    from rich.console import Console  # rich, as above
+    from rich.progress import (  # rich, as above
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        counter,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        # Only started once stderr is known to be a terminal.
+        console=Console(stderr=True, force_terminal=True),
+        transient=True,
+    )
 
 
 @contextmanager

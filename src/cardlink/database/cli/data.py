@@ -1,27 +1,38 @@
-"""Backup commands: ``export`` and ``import``, thin over DataExporter / DataImporter."""
+"""Backup commands: ``export`` and ``import``, thin over DataExporter / DataImporter.
+
+A file name ending in ``.gz`` (``backup.json.gz``) is written and read through gzip,
+streaming, as Django's dumpdata/loaddata do.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import io
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 import click
 
+from ..maintenance import table_counts
 from ..transfer import TABLE_NAMES, ConflictMode, DataExporter, DataImporter, ExportFormat
 from ..transfer import detect_format as detect_file_format
+from ..transfer.formats import is_gzip_name
 from ..unit_of_work import UnitOfWork
+from . import console
 from .app import CliState, cli, fail
-from .console import RowProgress, stderr_is_terminal
-from .queries import row_counts
+from .console import ByteProgress, RowProgress
 
 FORMATS = click.Choice([member.value for member in ExportFormat], case_sensitive=False)
 COUNTS = ("created", "updated", "skipped")
 CONFLICTS = click.Choice([member.value for member in ConflictMode], case_sensitive=False)
+#: How a YAML export begins when it was saved under a .json name.
+_YAML_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:---|%YAML|[A-Za-z_][\w.-]*\s*:)")
 
 
 def parse_tables(value: str | None) -> list[str] | None:
@@ -40,7 +51,7 @@ def parse_tables(value: str | None) -> list[str] | None:
 
 
 @cli.command()
-@click.option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.option("--output", "-o", metavar="FILE", help="Write to FILE instead of stdout (.gz: gzip).")
 @click.option(
     "--format", "-f", "format_name", type=FORMATS, help="json or yaml (default: from FILE or json)."
 )
@@ -52,28 +63,33 @@ def export(
     """Export the database (or some tables) as one JSON or YAML document.
 
     PSK keys are exported as their Fernet ciphertext, never in clear; the file is
-    written to a temporary name (mode 600) and renamed when complete.
+    written to a temporary name (mode 600) and renamed when complete. A FILE
+    ending in .gz is gzip-compressed.
 
     \b
     Example:
       cardlink-db export --output backup.json
+      cardlink-db export --output backup.json.gz
       cardlink-db export --format yaml --tables devices,cards
     """
     names = parse_tables(tables)
+    to_stdout = output in (None, "-")
     if format_name is not None:
         chosen = ExportFormat(format_name.lower())
-    elif output not in (None, "-"):
+    elif not to_stdout:
+        assert output is not None
         chosen = detect_file_format(output)
     else:
         chosen = ExportFormat.JSON
-    to_stdout = output in (None, "-")
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    if not to_stdout:
+        assert output is not None
+        _check_folder(Path(output))
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         totals = None
         show_progress = not (to_stdout and sys.stdout.isatty())
-        if show_progress and stderr_is_terminal():
-            counts = row_counts(uow.session.connection())
-            wanted = names or TABLE_NAMES
-            totals = {name: counts[name] or 0 for name in wanted}
+        if show_progress and console.stderr_is_terminal():
+            counts = table_counts(manager)
+            totals = {name: counts[name] or 0 for name in names or TABLE_NAMES}
         with RowProgress("Exporting", totals=totals, enabled=show_progress) as progress:
             exporter = DataExporter(uow)
             if to_stdout:
@@ -86,6 +102,17 @@ def export(
         click.echo(f"Exported {sum(written.values()):,} rows ({summary}) to {output}", err=True)
 
 
+def _check_folder(path: Path) -> None:
+    """Stop, naming the user's own path, when its folder is missing or not writable."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a folder (hint: give a file name)")
+    if not folder.is_dir():
+        fail(f"cannot write {path}: folder {folder} does not exist (hint: create it first)")
+    if not os.access(folder, os.W_OK):
+        fail(f"cannot write {path}: folder {folder} is not writable")
+
+
 def _write_atomically(
     path: Path,
     exporter: DataExporter,
@@ -95,9 +122,15 @@ def _write_atomically(
 ) -> dict[str, int]:
     """Write next to ``path`` and rename, so a failed export never leaves half a backup."""
     folder = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as stream:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
+    try:
+        with (
+            os.fdopen(descriptor, "wb") as raw,
+            _text_writer(raw, compressed=is_gzip_name(path), name=path.name) as stream,
+        ):
             written = exporter.write(stream, chosen, tables=names, progress=progress)
         os.replace(temporary, path)
     except BaseException:
@@ -105,6 +138,21 @@ def _write_atomically(
             os.unlink(temporary)
         raise
     return written
+
+
+@contextlib.contextmanager
+def _text_writer(raw: BinaryIO, *, compressed: bool, name: str) -> Iterator[TextIO]:
+    """UTF-8 text onto ``raw``, through gzip when the file name asks for it."""
+    if not compressed:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
+            yield text
+        return
+    inner = name.removesuffix(".gz")
+    with (
+        gzip.GzipFile(filename=inner, mode="wb", fileobj=raw) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8", newline="\n") as text,
+    ):
+        yield text
 
 
 @cli.command("import")
@@ -117,7 +165,10 @@ def _write_atomically(
     type=CONFLICTS,
     default=ConflictMode.SKIP.value,
     show_default=True,
-    help="For rows whose key exists: skip them, overwrite them, or merge non-empty fields.",
+    help=(
+        "For rows whose key exists: skip them, overwrite them (absent fields take their "
+        "default), or merge (update only the fields the file has; a null there is written)."
+    ),
 )
 @click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
 @click.pass_obj
@@ -127,25 +178,29 @@ def import_(
     """Import a JSON or YAML export in one transaction: all rows or none.
 
     FILE may be - to read standard input (JSON unless --format says otherwise).
+    A FILE ending in .gz (or any gzip data) is decompressed while it is read.
 
     \b
     Example:
       cardlink-db import backup.json
+      cardlink-db import backup.json.gz
       cardlink-db import --format yaml --conflict merge backup.yaml
       cardlink-db import --dry-run backup.json
     """
     mode = ConflictMode(conflict.lower())
-    with _open_input(file) as stream:
+    with _open_input(file) as (stream, raw, size):
         if format_name is not None:
             chosen = ExportFormat(format_name.lower())
         elif file == "-":
             chosen = ExportFormat.JSON
         else:
             chosen = detect_file_format(file)
+        if chosen is ExportFormat.JSON and _looks_like_yaml(stream):
+            fail(f"{file}: this looks like YAML; use --format yaml")
         with (
-            state.manager() as manager,
+            state.manager(tables=True) as manager,
             UnitOfWork(manager) as uow,
-            RowProgress("Importing", totals=None, enabled=True) as progress,
+            ByteProgress("Importing", source=raw, total_bytes=size) as progress,
         ):
             result = DataImporter(uow).import_stream(
                 stream, chosen, conflict_mode=mode, dry_run=dry_run, progress=progress
@@ -163,12 +218,33 @@ def import_(
 
 
 @contextlib.contextmanager
-def _open_input(file: str) -> Iterator[BinaryIO]:
-    """The export to read, as bytes (the importer decodes it incrementally)."""
+def _open_input(file: str) -> Iterator[tuple[BinaryIO, BinaryIO | None, int | None]]:
+    """The export to read as bytes (decompressed), the file under it, and its size.
+
+    The importer decodes the bytes incrementally; progress reads the position in
+    the file under it, so a total and an ETA are known even through gzip.
+    """
     if file == "-":
-        yield sys.stdin.buffer
+        yield sys.stdin.buffer, None, None
         return
     if os.path.isdir(file):
         fail(f"{file} is a folder, not an export file")
-    with open(file, "rb") as stream:
-        yield stream
+    with open(file, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if raw.peek(2)[:2] == b"\x1f\x8b" or is_gzip_name(file):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+                yield unpacked, raw, size  # type: ignore[misc]
+        else:
+            yield raw, raw, size
+
+
+def _looks_like_yaml(stream: BinaryIO) -> bool:
+    """True when a stream meant to be JSON starts like YAML (a seekable file only)."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return False
+    try:
+        start = peek(256)[:256]
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return False
+    return bool(_YAML_START.match(start))

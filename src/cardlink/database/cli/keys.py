@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import func, select
 
 from ..exceptions import EncryptionError
-from ..models import CardProfile
 from ..unit_of_work import UnitOfWork
 from .app import CliState, cli, fail
 from .console import confirm_destructive, working
@@ -29,12 +27,10 @@ def rotate_key(state: CliState, yes: bool) -> None:
       cardlink-db rotate-key --yes
       export CARDLINK_ENCRYPTION_KEY="$NEW_KEY"
     """
-    with state.manager() as manager:
+    with state.manager(tables=True) as manager:
         keys = manager.cipher.key_count  # EncryptionError (one line, with a hint) if unset
-        with manager.engine.connect() as connection:
-            stored = connection.execute(
-                select(func.count()).where(CardProfile.psk_key_encrypted.is_not(None))
-            ).scalar_one()
+        with UnitOfWork(manager) as uow:
+            stored = uow.cards.count_with_stored_key()
         if not stored:
             click.echo(f"No PSK keys stored in {manager.config.database_url}; nothing to rotate")
             return

@@ -1,17 +1,18 @@
-"""Schema commands: ``init``, ``migrate`` and ``status``."""
+"""Schema commands: ``init``, ``migrate``, ``downgrade``, ``stamp``, ``current``, ``history``,
+``status`` and ``alembic-ini``."""
 
 from __future__ import annotations
 
-import click
-from sqlalchemy import Connection, create_engine, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+import json
+from importlib import resources
+from typing import Any
 
-from ..config import DatabaseConfig
-from ..exceptions import ConnectionError
+import click
+
+from ..maintenance import TABLE_NAMES, describe_tables, table_counts
 from ..manager import DatabaseManager
-from .app import CliState, cli
+from .app import CliState, cli, fail
 from .console import confirm_destructive
-from .queries import TABLE_NAMES, existing_tables, row_counts
 
 FIX_UNVERSIONED = "run `cardlink-db init` to record the current schema as revision {head}"
 
@@ -34,8 +35,10 @@ def init(state: CliState, force: bool, yes: bool) -> None:
     from ..migrate import get_current_revision, get_pending_revisions  # Alembic: only when used
 
     config = state.config()
-    manager = _connect_creating_database(config)
+    manager = DatabaseManager(config)
     try:
+        manager.create_database()
+        manager.initialize()
         if force:
             confirm_destructive(
                 f"Drop every CardLink table in {config.database_url} and all its rows?", yes=yes
@@ -53,58 +56,15 @@ def init(state: CliState, force: bool, yes: bool) -> None:
         click.echo(f"{len(pending)} migration(s) pending: run `cardlink-db migrate`")
 
 
-def _connect_creating_database(config: DatabaseConfig) -> DatabaseManager:
-    """An initialized manager; on a server, the database is created first if it is missing."""
-    manager = DatabaseManager(config)
-    try:
-        manager.initialize()
-        return manager
-    except ConnectionError:
-        if config.is_sqlite or not _create_server_database(config):
-            raise
-    manager.initialize()
-    return manager
-
-
-def _create_server_database(config: DatabaseConfig) -> bool:
-    """CREATE DATABASE on the server (UTF-8); False if that is not possible either."""
-    name = config.url.database
-    if not name:
-        return False
-    if config.is_postgresql:
-        admin_url = config.url.set(database="postgres")
-        quoted = '"' + name.replace('"', '""') + '"'
-        statement = f"CREATE DATABASE {quoted} ENCODING 'UTF8'"
-    else:
-        admin_url = config.url.set(database="information_schema")  # readable by every user
-        quoted = "`" + name.replace("`", "``") + "`"
-        statement = (
-            f"CREATE DATABASE IF NOT EXISTS {quoted} "
-            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            if config.is_postgresql:
-                exists = connection.execute(
-                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-                ).first()
-                if exists:
-                    return False
-            connection.execute(text(statement))
-        return True
-    except SQLAlchemyError:
-        return False
-    finally:
-        engine.dispose()
-
-
 @cli.command()
 @click.option("--revision", "-r", default="head", show_default=True, help="Target revision.")
 @click.option("--dry-run", is_flag=True, help="Print the SQL instead of running it.")
 @click.pass_obj
 def migrate(state: CliState, revision: str, dry_run: bool) -> None:
     """Apply pending schema migrations (each revision in its own transaction).
+
+    Only upgrades; `cardlink-db downgrade` goes back. A missing SQLite file is
+    created (except with --dry-run).
 
     \b
     Example:
@@ -114,7 +74,9 @@ def migrate(state: CliState, revision: str, dry_run: bool) -> None:
     """
     from ..migrate import get_current_revision, get_pending_revisions, run_migrations  # Alembic
 
-    with state.manager() as manager:
+    if revision == "base" or revision.startswith("-"):
+        fail(f"migrate only upgrades; to go back run `cardlink-db downgrade --revision {revision}`")
+    with state.manager(create=not dry_run) as manager:
         if dry_run:
             sql = run_migrations(revision, sql=True, manager=manager) or ""
             if sql.strip():
@@ -135,15 +97,120 @@ def migrate(state: CliState, revision: str, dry_run: bool) -> None:
 
 
 @cli.command()
-@click.option("--verbose", "-v", is_flag=True, help="Also list each table's columns and indexes.")
+@click.option(
+    "--revision",
+    "-r",
+    required=True,
+    help="Target revision: an id, -N for N steps back, or base (drops every table).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def status(state: CliState, verbose: bool) -> None:
+def downgrade(state: CliState, revision: str, yes: bool) -> None:
+    """Undo migrations down to a revision; a downgrade may drop columns or tables and their data.
+
+    \b
+    Example:
+      cardlink-db downgrade --revision -1
+      cardlink-db downgrade --revision base --yes
+    """
+    from ..migrate import downgrade as run_downgrade  # Alembic: only when used
+    from ..migrate import get_current_revision  # Alembic, as above
+
+    with state.manager(tables=True) as manager:
+        before = get_current_revision(manager=manager)
+        if before is None:
+            fail(
+                "the database has no migration version to downgrade from "
+                "(hint: `cardlink-db current` shows it)"
+            )
+        confirm_destructive(
+            f"Downgrade {manager.config.database_url} from {before} to {revision}? "
+            "Data in dropped columns and tables is lost",
+            yes=yes,
+        )
+        after = run_downgrade(revision=revision, manager=manager)
+    click.echo(f"Downgraded {before} -> {after or 'base'}")
+
+
+@cli.command()
+@click.argument("revision", default="head")
+@click.pass_obj
+def stamp(state: CliState, revision: str) -> None:
+    """Record REVISION as current without running migrations (like `alembic stamp`).
+
+    For a database whose tables already match that revision.
+
+    \b
+    Example:
+      cardlink-db stamp head
+    """
+    from ..migrate import stamp as run_stamp  # Alembic: only when used
+
+    # Stamping a database without the tables would claim a schema it does not have.
+    with state.manager(tables=revision != "base") as manager:
+        now = run_stamp(revision, manager=manager)
+    click.echo(f"Stamped {manager.config.database_url} at revision {now or 'base'}")
+
+
+@cli.command()
+@click.pass_obj
+def current(state: CliState) -> None:
+    """Print the database's revision (like `alembic current`).
+
+    \b
+    Example:
+      cardlink-db current
+    """
+    from ..migrate import get_current_revision, get_head_revision  # Alembic: only when used
+
+    with state.manager() as manager:
+        revision = get_current_revision(manager=manager)
+    head = get_head_revision()
+    mark = " (head)" if revision is not None and revision == head else ""
+    click.echo(f"{revision or 'none'}{mark}")
+
+
+@cli.command()
+def history() -> None:
+    """List the shipped revisions, newest first (like `alembic history`); needs no database.
+
+    \b
+    Example:
+      cardlink-db history
+    """
+    from ..migrate import get_history  # Alembic: only when used
+
+    for entry in get_history():
+        mark = " (head)" if entry.is_head else ""
+        click.echo(f"{entry.down_revision or '<base>'} -> {entry.revision}{mark}, {entry.message}")
+
+
+@cli.command("alembic-ini")
+def alembic_ini() -> None:
+    """Print the path of the Alembic config shipped in the package, for `alembic -c`.
+
+    With it, Alembic's own commands work from any folder on an installed package.
+
+    \b
+    Example:
+      alembic -c "$(cardlink-db alembic-ini)" history
+      export ALEMBIC_CONFIG="$(cardlink-db alembic-ini)"; alembic current
+    """
+    click.echo(str(resources.files("cardlink.database") / "alembic.ini"))
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Also list each table's columns and indexes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_obj
+def status(state: CliState, verbose: bool, as_json: bool) -> None:
     """Show the backend, the schema revision, pending migrations and row counts.
 
     \b
     Example:
       cardlink-db status
       cardlink-db status --verbose
+      cardlink-db status --json
     """
     from ..migrate import (  # Alembic: only when used
         get_current_revision,
@@ -157,9 +224,35 @@ def status(state: CliState, verbose: bool) -> None:
         current = get_current_revision(manager=manager)
         pending = get_pending_revisions(manager=manager)
         unversioned = is_unversioned(manager)
-        with manager.engine.connect() as connection:
-            counts = row_counts(connection)
-            details = _table_details(connection) if verbose else {}
+        counts = table_counts(manager)
+        details = describe_tables(manager) if verbose or as_json else {}
+    head = get_head_revision()
+    missing = [name for name, count in counts.items() if count is None]
+    if unversioned:
+        advice = f"the tables exist but no migration version is recorded; {FIX_UNVERSIONED}"
+        advice = advice.format(head=head)
+    elif missing:
+        advice = "some tables are missing: run `cardlink-db init` (or `cardlink-db migrate`)"
+    elif pending:
+        advice = f"{len(pending)} migration(s) pending: run `cardlink-db migrate`"
+    else:
+        advice = None
+    if as_json:
+        report: dict[str, Any] = {
+            "backend": config.backend,
+            "url": config.database_url,
+            "current_revision": current,
+            "head_revision": head,
+            "pending_migrations": pending,
+            "tables": counts,
+            "missing_tables": missing,
+            "unversioned": unversioned,
+            "advice": advice,
+        }
+        if verbose:
+            report["schema"] = details
+        click.echo(json.dumps(report, indent=2))
+        return
     lines = [
         "Database Status",
         "===============",
@@ -176,40 +269,26 @@ def status(state: CliState, verbose: bool) -> None:
             lines.append(f"  {name}: missing")
             continue
         lines.append(f"  {name}: {count:,} {'row' if count == 1 else 'rows'}")
-        lines.extend(details.get(name, []))
+        if name in details:
+            lines.extend(_detail_lines(details[name]))
     click.echo("\n".join(lines))
     if unversioned:
-        head = get_head_revision()
         click.echo(
             "\nWarning: the tables exist but no migration version is recorded "
             f"(created before migrations); {FIX_UNVERSIONED.format(head=head)}"
         )
-    elif any(count is None for count in counts.values()):
-        click.echo("\nSome tables are missing: run `cardlink-db migrate` (or `cardlink-db init`)")
-    elif pending:
-        click.echo(f"\n{len(pending)} migration(s) pending: run `cardlink-db migrate`")
+    elif advice:
+        click.echo(f"\n{advice[0].upper()}{advice[1:]}")
 
 
-def _table_details(connection: Connection) -> dict[str, list[str]]:
-    """Indented column and index lines per existing table, for ``status --verbose``."""
-    inspector = inspect(connection)
-    dialect = connection.dialect
-    details: dict[str, list[str]] = {}
-    for name in sorted(existing_tables(connection), key=TABLE_NAMES.index):
-        primary = set(inspector.get_pk_constraint(name).get("constrained_columns") or [])
-        lines = ["    Columns:"]
-        for column in inspector.get_columns(name):
-            flags = []
-            if column["name"] in primary:
-                flags.append("PRIMARY KEY")
-            if not column.get("nullable", True):
-                flags.append("NOT NULL")
-            type_name = column["type"].compile(dialect=dialect)
-            lines.append(f"      {column['name']}: {' '.join([type_name, *flags])}")
-        lines.append("    Indexes:")
-        for index in inspector.get_indexes(name):
-            unique = " (unique)" if index.get("unique") else ""
-            columns = ", ".join(str(column) for column in index["column_names"])
-            lines.append(f"      {index['name']}: {columns}{unique}")
-        details[name] = lines
-    return details
+def _detail_lines(table: dict[str, Any]) -> list[str]:
+    """Indented column and index lines of one table, for ``status --verbose``."""
+    lines = ["    Columns:"]
+    for column in table["columns"]:
+        flags = " ".join([column["type"], *column["flags"]])
+        lines.append(f"      {column['name']}: {flags}")
+    lines.append("    Indexes:")
+    for index in table["indexes"]:
+        unique = " (unique)" if index["unique"] else ""
+        lines.append(f"      {index['name']}: {', '.join(index['columns'])}{unique}")
+    return lines

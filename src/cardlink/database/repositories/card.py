@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, inspect, select
 
 from ..events import EventType
-from ..exceptions import IntegrityError, ValidationError
+from ..exceptions import IntegrityError, ValidationError, translated_errors
 from ..keystore import identities_query, key_lookup, matching_token, stored_identity
 from ..models import CardProfile, CardType
 from .base import BaseRepository, check_search_text, snapshot
@@ -81,6 +81,12 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
             .order_by(CardProfile.iccid)
         )
         return self._scalars(statement)
+
+    def count_with_stored_key(self) -> int:
+        """Cards that have a stored (encrypted) PSK key: what ``rotate_keys`` would look at."""
+        statement = select(func.count()).where(CardProfile.psk_key_encrypted.is_not(None))
+        with translated_errors():
+            return int(self.session.execute(statement).scalar_one())
 
     def find_by_psk_identity(self, identity: str) -> CardProfile | None:
         """The card that answers to this TLS-PSK identity."""

@@ -75,15 +75,27 @@ class ConflictMode(LabelledEnum):
 _EXTENSIONS = {".json": ExportFormat.JSON, ".yaml": ExportFormat.YAML, ".yml": ExportFormat.YAML}
 
 
+#: A file name ending in this is gzip-compressed: ``backup.json.gz``.
+GZIP_SUFFIX = ".gz"
+
+
+def is_gzip_name(path: str | PathLike[str]) -> bool:
+    """True for a file name ending in ``.gz`` (any case)."""
+    return PurePath(path).suffix.lower() == GZIP_SUFFIX
+
+
 def detect_format(path: str | PathLike[str]) -> ExportFormat:
-    """The format a file name implies: ``.json``, ``.yaml`` or ``.yml`` (any case)."""
-    suffix = PurePath(path).suffix.lower()
+    """The format a file name implies: ``.json``, ``.yaml`` or ``.yml``, each maybe ``.gz``."""
+    name = PurePath(path)
+    if is_gzip_name(name):
+        name = name.with_suffix("")
+    suffix = name.suffix.lower()
     try:
         return _EXTENSIONS[suffix]
     except KeyError:
         raise ValidationError(
             f"cannot tell the format of {str(path)!r} from its extension; "
-            "use .json, .yaml or .yml, or give the format explicitly"
+            "use .json, .yaml or .yml (each may end in .gz), or give the format explicitly"
         ) from None
 
 

@@ -1,0 +1,193 @@
+"""Time and size of the run report for a run of 10,000 results with 30 runs of history.
+
+Targets (issue 17): under 2 s to build and render, under 2 MB of HTML. The inputs are
+synthetic: 10,000 result rows (5 % failing, with messages and failing exchanges) are
+tallied in Python into the report's records, as the storage layer's queries will; a
+sessions report over 30 days is rendered too.
+
+python benchmarks/report_bench.py [--results 10000] [--output report.html]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+
+from cardlink.database import TestStatus
+from cardlink.database.reports import (
+    CommandErrors,
+    DailyOtaRate,
+    FailingExchange,
+    FailureCause,
+    FailureDetail,
+    FlakyTest,
+    RunReport,
+    RunSummary,
+    SessionsReport,
+    SlowTest,
+    StatusCounts,
+    SuiteCounts,
+    TrendPoint,
+    changes_against_baseline,
+    render_run_report,
+    render_sessions_report,
+)
+
+TIME_TARGET_S = 2.0
+SIZE_TARGET_BYTES = 2 * 1024 * 1024
+STATUSES = (
+    [TestStatus.PASSED] * 92
+    + [TestStatus.FAILED] * 4
+    + [TestStatus.ERROR]
+    + [TestStatus.SKIPPED] * 3
+)
+EXCHANGES = [("80E60C002B", "6A80"), ("80E80000F0", "6581"), ("00A4040007", "6A82")]
+
+
+def synthetic_rows(count: int, seed: int) -> list[tuple[str, str, TestStatus, int, str | None]]:
+    """``count`` results as (suite, test, status, duration_ms, message) over 40 suites."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        status = rng.choice(STATUSES)
+        message = None
+        if status in (TestStatus.FAILED, TestStatus.ERROR):
+            message = f"AssertionError: expected 9000, card answered 6A80 (step {index})\n" + (
+                "  at ota/step.py:42 in run_step\n" * 4
+            )
+        rows.append(
+            (
+                f"suite_{index % 40:02d}",
+                f"test_case_{index:05d}",
+                status,
+                rng.randint(5, 9_000),
+                message,
+            )
+        )
+    return rows
+
+
+def build_run_report(results: int) -> RunReport:
+    """Tally the synthetic rows into the report's inputs."""
+    rows = synthetic_rows(results, seed=30)
+    baseline = {(suite, test): status for suite, test, status, _, _ in synthetic_rows(results, 29)}
+    current = {(suite, test): status for suite, test, status, _, _ in rows}
+    per_suite: dict[str, Counter[TestStatus]] = {}
+    for suite, _test, status, _duration, _message in rows:
+        per_suite.setdefault(suite, Counter())[status] += 1
+
+    def counts(tally: Counter[TestStatus]) -> StatusCounts:
+        return StatusCounts(
+            passed=tally[TestStatus.PASSED],
+            failed=tally[TestStatus.FAILED],
+            skipped=tally[TestStatus.SKIPPED],
+            error=tally[TestStatus.ERROR],
+        )
+
+    total = counts(Counter(status for _, _, status, _, _ in rows))
+    regressions, fixes = changes_against_baseline(baseline, current)
+    start = datetime(2026, 12, 5, 22, tzinfo=timezone.utc)
+    rng = random.Random(1)
+    trend = [
+        TrendPoint(
+            f"nightly-{night}",
+            StatusCounts(
+                passed=results - 600 + rng.randint(-200, 200),
+                failed=rng.randint(200, 600),
+                skipped=300,
+            ),
+            rng.randint(3_000_000, 3_600_000),
+            start - timedelta(days=30 - night),
+        )
+        for night in range(1, 30)
+    ]
+    duration = sum(duration for _, _, _, duration, _ in rows)
+    trend.append(TrendPoint("nightly-30", total, duration, start))
+    failures = [
+        FailureDetail(
+            suite,
+            test,
+            status,
+            message,
+            FailingExchange.from_apdu(*EXCHANGES[index % 3], session_id=f"session-{index}"),
+        )
+        for index, (suite, test, status, _, message) in enumerate(rows)
+        if status in (TestStatus.FAILED, TestStatus.ERROR)
+    ]
+    slowest = sorted(rows, key=lambda row: row[3], reverse=True)[:10]
+    return RunReport(
+        summary=RunSummary(
+            "nightly-30",
+            total,
+            duration,
+            start,
+            start + timedelta(hours=1),
+            {"device": "Quectel EG25-G", "revision": "a1b2c3d"},
+        ),
+        suites=[SuiteCounts(suite, counts(tally)) for suite, tally in sorted(per_suite.items())],
+        trend=trend,
+        baseline_run_id="nightly-29",
+        regressions=regressions,
+        fixes=fixes,
+        flaky=[
+            FlakyTest(f"suite_{i:02d}", f"test_case_{i:05d}", 3 + i % 5, "nightly-30", start)
+            for i in range(25)
+        ],
+        slowest=[SlowTest(suite, test, duration) for suite, test, _, duration, _ in slowest],
+        failures=failures,
+    )
+
+
+def build_sessions_report() -> SessionsReport:
+    """30 days of sessions with causes and commands."""
+    rng = random.Random(2)
+    return SessionsReport(
+        days=30,
+        daily=[
+            DailyOtaRate(date(2026, 11, 6) + timedelta(days=d), 500, 500 - rng.randint(0, 60))
+            for d in range(30)
+        ],
+        causes=[FailureCause(f"cause {i}", 100 - i * 7) for i in range(12)],
+        commands=[
+            CommandErrors(f"COMMAND {i}", 90 - i * 6, "6A80", "incorrect data") for i in range(12)
+        ],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=int, default=10_000)
+    parser.add_argument("--output", help="also write the run report here")
+    args = parser.parse_args(argv)
+    render_run_report(RunReport(RunSummary("warm-up", StatusCounts(passed=1))))  # templates
+
+    started = time.perf_counter()
+    html = render_run_report(build_run_report(args.results))
+    run_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    sessions_html = render_sessions_report(build_sessions_report())
+    sessions_seconds = time.perf_counter() - started
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(html)
+
+    ok = True
+    for label, seconds, size in (
+        (f"run report, {args.results:,} results, 30 runs", run_seconds, len(html.encode())),
+        ("sessions report, 30 days", sessions_seconds, len(sessions_html.encode())),
+    ):
+        fits = seconds < TIME_TARGET_S and size < SIZE_TARGET_BYTES
+        ok = ok and fits
+        print(
+            f"{label}: {seconds:.3f} s (target < {TIME_TARGET_S:.0f} s), "
+            f"{size / 1024 / 1024:.2f} MB (target < 2 MB): {'ok' if fits else 'MISSED'}"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
