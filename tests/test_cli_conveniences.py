@@ -16,8 +16,10 @@ from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
 from cardlink.database.maintenance import create_database
+from cardlink.database.transfer.formats import FORMAT_VERSION
 from conftest import forget_schema
 from test_cli import HEAD, counts, invoke, seed
+from test_migrations import REVISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()
@@ -171,7 +173,7 @@ def test_an_explicit_format_with_a_gz_name_still_compresses(fresh_url: str, tmp_
     invoke(fresh_url, "init")
     target = tmp_path / "b.json.gz"
     invoke(fresh_url, "export", "--format", "json", "--output", str(target))
-    assert json.loads(gzip.decompress(target.read_bytes()))["format_version"] == 1
+    assert json.loads(gzip.decompress(target.read_bytes()))["format_version"] == FORMAT_VERSION
 
 
 def test_status_json_is_machine_readable(fresh_url: str) -> None:
@@ -320,7 +322,10 @@ def test_downgrade_asks_and_history_current_and_stamp_work_like_alembic(
     asked = invoke(fresh_url, "downgrade", "--revision", "base", input="y\n")
     assert f"Downgraded {HEAD} -> base" in asked.stdout
     assert invoke(fresh_url, "current").stdout.strip() == "none"
-    assert f"<base> -> {HEAD} (head), " in invoke(None, "history").stdout
+    history = invoke(None, "history").stdout
+    for older, newer in zip(["<base>", *REVISIONS[:-1]], REVISIONS, strict=True):
+        assert f"{older} -> {newer}" in history
+    assert f" -> {HEAD} (head), " in history
     invoke(fresh_url, "migrate")
     assert invoke(fresh_url, "stamp", "base").stdout.strip().endswith("at revision base")
     assert invoke(fresh_url, "current").stdout.strip() == "none"

@@ -2,7 +2,7 @@
 
 SQLAlchemy's ``connection.execute(table.insert(), rows)`` runs every value of every
 row through the column types' bind processors and builds a parameter dict per row;
-for imports of millions of rows that costs several times the database's own work.
+for imports of millions of rows that work outweighs the database's own.
 ``insert_rows`` converts each column with one small function chosen per column
 type, then hands the driver a single ``executemany`` (a ``COPY`` on PostgreSQL),
 on the caller's connection and in its transaction. Values are stored exactly as
@@ -32,10 +32,10 @@ _combine = datetime.combine
 
 def _text_time(value: datetime | None) -> str | None:
     """Naive UTC text with microseconds: what SQLite stores (SQLAlchemy's DATETIME writes
-    this), and what MySQL's DATETIME(6) reads faster than PyMySQL escapes a datetime."""
+    this), and what MySQL's DATETIME(6) reads without PyMySQL escaping a datetime."""
     if value is None:
         return None
-    if value.__class__ is datetime and value.tzinfo is _UTC:  # naive formats 40% faster
+    if value.__class__ is datetime and value.tzinfo is _UTC:  # already UTC: drop the zone
         return _combine(value, value.time()).isoformat(" ", "microseconds")
     return naive_utc(value).isoformat(" ", "microseconds")
 

@@ -70,8 +70,8 @@ class ConfigurationError(DatabaseError, ValueError):
 
 class _TranslatedErrors:
     """The context manager behind :func:`translated_errors`; stateless, so one serves all
-    (a class, not ``@contextmanager``: it wraps every repository call, and costs a
-    fifth as much)."""
+    (a class, not ``@contextmanager``: it wraps every repository call, and needs no
+    generator per call)."""
 
     def __enter__(self) -> None:
         return None

@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import JSON, Connection, inspect
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import schema_version
@@ -401,7 +402,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if isinstance(obj, GUID):
         return "sa.Uuid()"
     if isinstance(obj, JSON):
-        if "postgresql" not in obj._variant_mapping:
+        if not isinstance(obj.dialect_impl(postgresql.dialect()), postgresql.JSONB):
             return f"sa.JSON(none_as_null={obj.none_as_null!r})"
         autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
         return (

@@ -21,6 +21,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.mutable import Mutable
 
+from ._sa_internals import uuid_from_hex
 from .exceptions import ValidationError
 
 #: YAML's safe loader (never builds Python objects), in its C version when libyaml is there.
@@ -37,7 +38,8 @@ def to_utc(value: datetime) -> datetime:
 def naive_utc(value: datetime) -> datetime:
     """The naive UTC form timestamps are stored in; naive input counts as local time.
 
-    ``combine`` is several times faster than ``replace(tzinfo=None)`` on bulk paths.
+    Bulk paths call it per value: ``combine`` drops the zone without ``replace``'s
+    keyword handling.
     """
     if value.__class__ is not datetime or value.tzinfo is not timezone.utc:
         value = to_utc(value)  # refuses a non-datetime
@@ -49,9 +51,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_SQLITE_FORMAT = (
-    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-)
+_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7)
+
+
+def stores_iso_text(impl: Any, dialect: Dialect) -> bool:
+    """Whether ``impl`` (a dialect's ``DateTime``) stores a datetime as the text
+    ``isoformat(" ", "microseconds")`` gives, as SQLite's does by default."""
+    processor = impl.bind_processor(dialect)
+    return processor is not None and processor(_PROBE) == _PROBE.isoformat(" ", "microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -80,8 +87,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Any:
         """``process_bind_param`` and the dialect's own step fused (bulk writes bind millions)."""
         impl_processor = self.impl_instance.bind_processor(dialect)
-        # SQLite stores text; its default format is exactly isoformat(" ", "microseconds").
-        as_text = getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT
+        as_text = stores_iso_text(self.impl_instance, dialect)  # SQLite
         combine, utc = datetime.combine, timezone.utc
 
         def process(value: Any) -> Any:
@@ -100,7 +106,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """One fused step per value (read paths load millions of timestamps)."""
         impl_processor = self.impl_instance.result_processor(dialect, coltype)
         combine, utc = datetime.combine, timezone.utc
-        if getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT:
+        if stores_iso_text(self.impl_instance, dialect):
             fromisoformat = datetime.fromisoformat
 
             def parse(value: Any) -> datetime | None:  # SQLite stores text
@@ -132,7 +138,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         per-value processor. ``None``: the dialect returns datetimes already.
         """
         for_dialect: Any = self.dialect_impl(dialect)
-        if getattr(for_dialect.impl_instance, "_storage_format", None) != _SQLITE_FORMAT:
+        if not stores_iso_text(for_dialect.impl_instance, dialect):
             return None
         one_by_one: Any = for_dialect.result_processor(dialect, None)
         fromisoformat, utc_offset = datetime.fromisoformat, repeat("+00:00")
@@ -147,7 +153,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _as_utc(value: datetime) -> datetime:
-    """A naive UTC ``datetime`` made aware; ``combine`` is ~4x faster than ``replace(tzinfo=)``."""
+    """A naive UTC ``datetime`` made aware (``combine``: no keyword handling per value)."""
     return datetime.combine(value, value.time(), timezone.utc)
 
 
@@ -193,22 +199,6 @@ class GUID(TypeDecorator[uuid.UUID]):
             return found
 
         return process
-
-
-_new_uuid = uuid.UUID.__new__
-_set_slot = object.__setattr__
-_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
-
-
-def uuid_from_hex(text: str) -> uuid.UUID:
-    """``uuid.UUID(hex=text)`` for 32 hex digits, without re-checking the form (twice as fast).
-
-    What ``UUID.__init__`` does after its checks; a non-hex digit still raises ``ValueError``.
-    """
-    value = _new_uuid(uuid.UUID)
-    _set_slot(value, "int", int(text, 16))
-    _set_slot(value, "is_safe", _UNKNOWN_SAFETY)
-    return value
 
 
 def _json_type() -> Any:

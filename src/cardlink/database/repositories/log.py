@@ -344,7 +344,7 @@ class LogRepository(BaseRepository[CommLog]):
     ) -> list[CommLog]:
         self.flush_batch()
         key = to_uuid(session_id)
-        if not _LOADER.supported:
+        if not _LOADER.enabled:  # the plain ORM query
             statement = select(CommLog).where(CommLog.session_id == key)
             if condition is not None:
                 statement = statement.where(condition)

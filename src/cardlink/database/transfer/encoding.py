@@ -90,7 +90,7 @@ class RowEncoder:
                 self.columns.append(column)
                 encode = encoder_for(column)
             elif dialect.name in ("mysql", "mariadb") and isinstance(column.type, UTCDateTime):
-                # As text: PyMySQL's datetime parsing cost more than the rest of the export.
+                # As text: the stored form is what the document wants, no PyMySQL parsing.
                 self.columns.append(cast(column, String()).label(column.name))
             elif dialect.name == "postgresql" and isinstance(column.type, GUID):
                 # As text: the server writes the canonical form the document wants.

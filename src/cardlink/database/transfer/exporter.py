@@ -41,9 +41,9 @@ Progress = Callable[[str, int], Any]
 def schema_revision(connection: Connection) -> str | None:
     """The Alembic revision recorded in the database, or None.
 
-    Read with plain SQL (importing Alembic would cost the CLI a tenth of a second)
-    on the unit of work's own connection: a second connection would wait for
-    SQLite's write lock, which the unit of work may hold.
+    Read with plain SQL (so the CLI need not import Alembic) on the unit of work's
+    own connection: a second connection would wait for SQLite's write lock, which the
+    unit of work may hold.
     """
     with translated_errors():
         if not inspect(connection).has_table(VERSION_TABLE):

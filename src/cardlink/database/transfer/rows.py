@@ -243,7 +243,7 @@ class TableWriter:
         """Which of ``values`` are in ``column``, in one query (SQLite: one per 999 values).
 
         On PostgreSQL the values go as one array parameter: an IN list of hundreds of
-        parameters was parsed and planned afresh for every batch (a fifth of an import).
+        parameters is parsed and planned afresh for every batch.
         SQLite before 3.32 takes at most 999 parameters in a statement.
         """
         dialect = self.session.get_bind().dialect
