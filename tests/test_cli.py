@@ -18,11 +18,10 @@ import cardlink.database as database
 from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
-from cardlink.database.migrate import get_head_revision
 from conftest import forget_schema
+from revisions import HEAD, INITIAL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = get_head_revision()
 NOW = datetime.now(timezone.utc)
 
 
@@ -145,7 +144,7 @@ def test_every_guide_command_runs_in_guide_order(
 
     # Migrations
     assert HEAD in invoke(url, "migrate").output
-    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", HEAD[:6]).output
+    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", INITIAL[:6]).output
     assert invoke(url, "migrate", "--dry-run").output.startswith("-- nothing to migrate")
     alembic("revision", "--autogenerate", "-m", "Add user column", url=url, ini=ini)
     alembic("revision", "-m", "Custom changes", url=url, ini=ini)
@@ -155,7 +154,7 @@ def test_every_guide_command_runs_in_guide_order(
     assert "Recreated" in invoke(url, "init", "--force", input="y\n").output
     expected = seed(url)
     invoke(url, "migrate")
-    invoke(url, "migrate", "--revision", "ae1234")
+    invoke(url, "migrate", "--revision", INITIAL[:6])
     invoke(url, "migrate", "--dry-run")
 
     # Status

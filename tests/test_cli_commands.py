@@ -15,8 +15,8 @@ from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
 from cardlink.database.maintenance import create_database, drop_database
 from conftest import backend_url, forget_schema, scratch_database
-from test_cli import HEAD, counts, invoke, seed
-from test_migrations import REVISIONS
+from revisions import HEAD, REVISIONS
+from test_cli import counts, invoke, seed
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import and_, not_, or_
+
 #: (class, prefix) pairs; the first matching prefix decides. Prefixes are upper-case hex.
 STATUS_WORD_CLASSES: tuple[tuple[str, str], ...] = (
     ("success", "9000"),
@@ -55,8 +57,6 @@ def classify(status_word: str) -> StatusClass:
 
 def error_condition(column: Any) -> Any:
     """SQL condition on a status-word column that is true exactly for the *error* class."""
-    from sqlalchemy import and_, not_, or_
-
     decided: list[Any] = []
     error_words: list[Any] = []
     for status_class, prefix in STATUS_WORD_CLASSES:

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import JSON, DateTime, Dialect, String, TypeDecorator, Uuid
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.mutable import Mutable
 
@@ -372,10 +373,8 @@ class LabelledEnum(str, enum.Enum):
 
 def enum_column(enum_class: type[enum.Enum]) -> Any:
     """Enum stored as its value in a VARCHAR, so all backends agree and new members need no DDL."""
-    from sqlalchemy import Enum
-
     longest = max(len(str(member.value)) for member in enum_class)
-    return Enum(
+    return SAEnum(
         enum_class,
         native_enum=False,
         create_constraint=False,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
+from sqlalchemy import Enum as EnumType
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, Session, mapped_column
 
 from ..exceptions import ValidationError
@@ -175,8 +176,6 @@ def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
     """Let enum and UUID attributes accept their text forms and hold the proper Python type."""
     if not issubclass(cls, Base):
         return
-    from sqlalchemy import Enum as EnumType
-
     table = _table_name(mapper)
     for attr in mapper.column_attrs:
         column_type = attr.columns[0].type

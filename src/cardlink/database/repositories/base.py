@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from sqlalchemy import Enum as EnumType
 from sqlalchemy import Select, delete, func, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient
 
@@ -121,8 +122,6 @@ class BaseRepository(Generic[ModelT]):
         return getattr(self.model, key)  # type: ignore[no-any-return]
 
     def _filter_value(self, column: InstrumentedAttribute[Any], value: Any) -> Any:
-        from sqlalchemy import Enum as EnumType
-
         column_type = column.type
         if isinstance(column_type, EnumType) and column_type.enum_class is not None:
             return coerce_enum(column_type.enum_class, value, f"{self.entity_type}.{column.key}")

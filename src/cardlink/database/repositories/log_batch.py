@@ -28,7 +28,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from ..bulk import copy_rows
-from ..models import CommDirection
+from ..models import CommDirection, CommLog
 from ..types import naive_utc
 
 #: Columns of a prepared row, then the two timestamps every row gets at write time.
@@ -249,8 +249,6 @@ def write_rows(connection: Connection, rows: list[tuple[Any, ...]], stamp: datet
     elif dialect.name in ("mysql", "mariadb"):
         _executemany(connection, rows, stamp, _mysql_rows, "%s")
     else:  # another driver: let SQLAlchemy bind the values
-        from ..models import CommLog
-
         aware = stamp.replace(tzinfo=_UTC)  # UTCDateTime reads naive values as local time
         connection.execute(
             cast(Table, CommLog.__table__).insert(),

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Enum, String, Table, cast, inspect, literal, 
 from sqlalchemy.dialects import mysql
 
 from ..exceptions import ValidationError, translated_errors
+from ..schema_version import VERSION_TABLE
 from ..types import GUID, utcnow
 from .encoding import RowEncoder, format_datetime
 from .formats import (
@@ -29,9 +30,6 @@ from .formats import (
 
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
-
-#: Alembic's table of applied revisions (``cardlink.database.migrate.VERSION_TABLE``).
-VERSION_TABLE = "alembic_version"
 
 #: Document rows joined into one ``write`` of the JSON export (bounded text, few calls).
 ROWS_PER_WRITE = 64
