@@ -31,7 +31,13 @@ def to_utc(value: datetime) -> datetime:
     """Aware UTC ``datetime`` for ``value``; naive values count as local time."""
     if not isinstance(value, datetime):
         raise ValidationError(f"expected a datetime, got {type(value).__name__}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValidationError(
+            f"{value.isoformat()} is out of range: timestamps lie between "
+            "0001-01-01 and 9999-12-31 in UTC"
+        ) from None
 
 
 def naive_utc(value: datetime) -> datetime:

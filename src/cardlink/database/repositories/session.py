@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
@@ -16,7 +16,7 @@ from ..scp81 import tls_alert as describe_tls_alert
 from ..sqlite_locking import lock_for_writing
 from ..timeline import TimelineEntry, build_timeline
 from ..types import UTCDateTime, to_utc, utcnow
-from .base import BaseRepository, _slice
+from .base import BaseRepository, _slice, cutoff_before, instant
 
 
 def _statistics_statement() -> Any:
@@ -234,7 +234,7 @@ class SessionRepository(BaseRepository[OTASession]):
         self, start: datetime, end: datetime, limit: int | None = None, offset: int = 0
     ) -> list[OTASession]:
         """Sessions that started between ``start`` and ``end`` (inclusive), oldest first."""
-        low, high = to_utc(start), to_utc(end)
+        low, high = instant(start, name="start"), instant(end, name="end")
         if low > high:
             raise ValidationError("find_by_date_range: start is after end")
         statement = (
@@ -250,9 +250,7 @@ class SessionRepository(BaseRepository[OTASession]):
         Covers sessions started in the last ``days`` days; every figure is a number,
         zero on an empty database.
         """
-        if not isinstance(days, int | float) or days <= 0:
-            raise ValidationError(f"days must be a positive number, got {days!r}")
-        since = utcnow() - timedelta(days=days)
+        since = cutoff_before(days, unit="days", name="days", positive=True)
         with translated_errors():
             row = self.session.execute(_STATISTICS, {"since": since}).one()
         total, completed, failed, timeout, active = (int(value) for value in row[:5])
@@ -289,9 +287,7 @@ class SessionRepository(BaseRepository[OTASession]):
         error code. Each is a list of dicts, most frequent first. A session's date is
         its ``started_at`` (its ``created_at`` if it never started).
         """
-        if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
-            raise ValidationError(f"days must be a positive number, got {days!r}")
-        since = utcnow() - timedelta(days=days)
+        since = cutoff_before(days, unit="days", name="days", positive=True)
         sessions = OTASession.__table__.c
         exchanges = HttpExchange.__table__.c
         in_window = func.coalesce(sessions.started_at, sessions.created_at) >= since
