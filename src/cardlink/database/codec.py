@@ -23,7 +23,6 @@ from __future__ import annotations
 import enum
 import functools
 import math
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -43,8 +42,9 @@ TABLE_NAMES = ("devices", "cards", "sessions", "http_exchanges", "logs", "tests"
 #: MariaDB refuses 32 and more in a JSON column; 20 leaves room and is ample for settings.
 JSON_MAX_DEPTH = 20
 
-#: Largest magnitude of a float column (a double everywhere).
-FLOAT_MAX = sys.float_info.max
+#: Largest integer a float column (a double everywhere) takes as an integer: it holds
+#: every integer up to 2**53 exactly, so a larger one would be stored changed.
+EXACT_INTEGER = 2**53
 
 _UTC = timezone.utc
 _combine = datetime.combine
@@ -117,13 +117,14 @@ def _integer_rule(bits: int) -> Rule:
 
 
 def check_float(value: Any) -> float:
-    """A finite double: NaN, infinities and numbers beyond a double's range are refused."""
+    """A finite double: NaN, infinities and integers a double cannot hold exactly are refused."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FieldError(f"expected a number, got {kind_of(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise FieldError(f"out of range: at most {FLOAT_MAX:g} in magnitude") from None
+    if isinstance(value, int) and not -EXACT_INTEGER <= value <= EXACT_INTEGER:
+        raise FieldError(
+            f"an integer beyond ±{EXACT_INTEGER} is not stored exactly as a double; give a float"
+        )
+    number = float(value)
     if not math.isfinite(number):
         raise FieldError(f"must be a finite number, got {number}")
     return number
@@ -654,7 +655,7 @@ def _strict_text(rule: Rule) -> Rule:
 
 
 __all__ = [
-    "FLOAT_MAX",
+    "EXACT_INTEGER",
     "JSON_MAX_DEPTH",
     "TABLE_NAMES",
     "FieldError",
