@@ -38,7 +38,7 @@ from cardlink.database import (
     UnitOfWork,
     get_emitter,
 )
-from cardlink.database.codec import TABLE_NAMES
+from cardlink.database.codec import TABLE_NAMES, integer_bounds
 from cardlink.database.models import Base, CommDirection, CommLog
 from cardlink.database.types import GUID, JSONDict, UTCDateTime, json_safe
 
@@ -75,10 +75,10 @@ def sample(column: Column[Any], variant: int, keys: dict[tuple[str, str], Any], 
         return value if column_type is JSONDict else [value, variant]
     if isinstance(column_type, Boolean):
         return bool(variant)
-    if isinstance(column_type, BigInteger):
-        return 2**40 + position * 10 + variant
     if isinstance(column_type, Integer):
-        return 1000 + position * 10 + variant
+        low, high, _ = integer_bounds(column)
+        wanted = 2**40 if isinstance(column_type, BigInteger) else 1000
+        return min(high, max(low, wanted)) - position * 2 - variant
     if isinstance(column_type, Float):
         return 12.25 + position + variant
     if isinstance(column_type, GUID):

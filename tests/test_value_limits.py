@@ -309,3 +309,18 @@ def test_infinite_and_nan_json_numbers_are_refused_in_settings(manager):
                 lambda number=number: uow.settings.set_value("k", {"n": [number]}),
                 "setting 'k' value",
             )
+
+
+def test_a_range_the_model_narrows_is_refused_by_import_and_the_orm_alike(manager):
+    """``psk_key_version`` is one byte on the card: ``Column.info["range"]`` holds on import."""
+    document = mangled(("cards", 0, "psk_key_version"), 256)
+    with UnitOfWork(manager) as uow:
+        refused(
+            lambda: DataImporter(uow).import_data(document),
+            "cards[0].psk_key_version",
+            "256 must be between 0 and 255",
+        )
+        refused(
+            lambda: uow.cards.create(CardProfile(iccid="8902", psk_key_id=-1)),
+            "cards.psk_key_id: -1 must be between 0 and 255",
+        )

@@ -10,7 +10,8 @@ One rule per column type: text (length, NUL, lone surrogates), integers (the
 column type's range), floats (finite, in double range), booleans, enums (member,
 value or name), UUIDs, timestamps (an instant between years 1 and 9999 in UTC)
 and JSON (JSON values only, nested at most ``JSON_MAX_DEPTH`` deep). A column
-may add a normaliser in ``Column.info["normalise"]``, run before the rule, raising
+may narrow an integer range with ``Column.info["range"] = (low, high)``, and add
+a normaliser in ``Column.info["normalise"]``, run before the rule, raising
 ``ValueError`` for a value it refuses (the status word has one).
 
 The multi-row paths check a whole column at once with a few C-level passes and
@@ -111,15 +112,26 @@ def _text_rule(length: int | None) -> Rule:
     return check
 
 
-def _integer_rule(bits: int) -> Rule:
-    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+def integer_bounds(column: Column[Any]) -> tuple[int, int, str]:
+    """The lowest and highest value of an integer column, and how a refusal names them:
+    the column type's range, or ``Column.info["range"]`` when the model narrows it."""
+    bits = 64 if isinstance(column.type, BigInteger) else 32
+    narrowed = column.info.get("range")
+    if narrowed is not None:
+        low, high = narrowed
+        return low, high, f"must be between {low} and {high}"
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, f"is out of range for a {bits}-bit integer"
+
+
+def _integer_rule(column: Column[Any]) -> Rule:
+    lowest, highest, limit = integer_bounds(column)
 
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise FieldError(f"expected an integer, got {kind_of(value)}")
         if not lowest <= value <= highest:
             shown = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
-            raise FieldError(f"{shown} is out of range for a {bits}-bit integer")
+            raise FieldError(f"{shown} {limit}")
         return int(value)
 
     return check
@@ -241,7 +253,7 @@ def column_rule(column: Column[Any]) -> Rule:
     elif isinstance(column_type, Boolean):
         rule = _check_bool
     elif isinstance(column_type, Integer):
-        rule = _integer_rule(64 if isinstance(column_type, BigInteger) else 32)
+        rule = _integer_rule(column)
     elif isinstance(column_type, Float):
         rule = check_float
     elif isinstance(column_type, String):
@@ -378,8 +390,7 @@ def _screen_for(column: Column[Any], rule: Rule) -> Screen:
     if isinstance(column_type, Boolean):
         return lambda values: values if _kinds(values) <= {bool, _NONE} else None
     if isinstance(column_type, Integer):
-        bits = 64 if isinstance(column_type, BigInteger) else 32
-        lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        lowest, highest, _ = integer_bounds(column)
 
         def integers(values: list[Any]) -> list[Any] | None:
             if not _kinds(values) <= {int, _NONE}:
@@ -673,5 +684,6 @@ __all__ = [
     "enum_rule",
     "insert_columns",
     "insert_rows",
+    "integer_bounds",
     "kind_of",
 ]
