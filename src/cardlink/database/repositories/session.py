@@ -128,7 +128,7 @@ class SessionRepository(BaseRepository[OTASession]):
         when = to_utc(at) if at else utcnow()
         card_iccid = None
         if psk_identity is not None:
-            check_value("sessions", OTASession.__table__.c.psk_identity, psk_identity)
+            check_value(OTASession.__table__.c.psk_identity, psk_identity)
             holders = self.session.execute(
                 select(CardProfile.iccid, CardProfile.psk_identity).where(
                     CardProfile.psk_identity == psk_identity
