@@ -38,7 +38,7 @@ from cardlink.database import (
     get_current_revision,
     run_migrations,
 )
-from cardlink.database.types import naive_utc, utcnow
+from cardlink.database.types import utcnow
 from conftest import forget_schema
 from test_migrations import packaged_scripts
 
@@ -114,7 +114,7 @@ def test_the_widening_revision_keeps_rows_up_and_down_and_refuses_to_truncate(
         Column("updated_at", DateTime),
     )
     with fresh.engine.begin() as connection:
-        now = naive_utc(utcnow())
+        now = utcnow().replace(tzinfo=None)
         connection.execute(
             insert(old_sessions).values(
                 id=uuid.uuid4(),

@@ -175,16 +175,16 @@ def test_dict_rows_are_checked_like_tuples(manager: DatabaseManager) -> None:
 @pytest.mark.parametrize(
     ("bad_row", "message"),
     [
-        ((None, CommDirection.COMMAND), "session_id is required"),
+        ((None, CommDirection.COMMAND), "session_id: required field is missing"),
         (("not-a-uuid", CommDirection.COMMAND), "not a valid UUID"),
         (("SID", "sideways"), "direction"),
         (("SID",), "expected a tuple of 2 to 8"),
-        (("SID", CommDirection.RESPONSE, 9000), "raw_data must be text"),
+        (("SID", CommDirection.RESPONSE, 9000), "raw_data: expected text"),
         (("SID", CommDirection.RESPONSE, "9000", None, "90"), "four hex digits"),
         (("SID", CommDirection.RESPONSE, "9000", None, None, "x" * 256), "at most 255"),
         (("SID", CommDirection.RESPONSE, "90\x0000"), "NUL"),
-        (("SID", CommDirection.RESPONSE, "9000", None, None, None, "fast"), "must be a number"),
-        (("SID", CommDirection.RESPONSE, "9000", None, None, None, True), "must be a number"),
+        (("SID", CommDirection.RESPONSE, "9000", None, None, None, "fast"), "expected a number"),
+        (("SID", CommDirection.RESPONSE, "9000", None, None, None, True), "expected a number"),
         (("SID", CommDirection.RESPONSE, "9000", None, None, None, 1.0, "2024-01-01"), "datetime"),
     ],
 )

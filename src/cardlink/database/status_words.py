@@ -65,3 +65,27 @@ def error_condition(column: Any) -> Any:
             error_words.append(and_(matches, *(not_(earlier) for earlier in decided)))
         decided.append(matches)
     return or_(*error_words, and_(*(not_(match) for match in decided)))
+
+
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+
+
+def normalize_status_word(status_word: Any) -> str:
+    """The stored form of a status word: four upper-case hex digits (``"90 00"`` -> ``"9000"``).
+
+    Raises ``ValueError`` for anything else; the codec names the field.
+    """
+    if not isinstance(status_word, str):
+        raise ValueError(f"must be text like '9000', got {type(status_word).__name__}")
+    word = status_word.replace(" ", "").upper()
+    if len(word) != 4 or not _HEX_DIGITS.issuperset(word):
+        raise ValueError(f"must be four hex digits like '9000', got {status_word[:16]!r}")
+    return word
+
+
+def derive_status_word(raw_response: str | None) -> str | None:
+    """SW1 SW2, the last two bytes of a response APDU, or None when it does not end in them."""
+    if not raw_response:
+        return None
+    tail = raw_response.replace(" ", "")[-4:].upper()
+    return tail if len(tail) == 4 and _HEX_DIGITS.issuperset(tail) else None

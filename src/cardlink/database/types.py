@@ -32,18 +32,22 @@ def to_utc(value: datetime) -> datetime:
     """Aware UTC ``datetime`` for ``value``; naive values count as local time."""
     if not isinstance(value, datetime):
         raise ValidationError(f"expected a datetime, got {type(value).__name__}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValidationError(
+            f"{value.isoformat()} is out of range: timestamps lie between "
+            "0001-01-01 and 9999-12-31 in UTC"
+        ) from None
 
 
-def naive_utc(value: datetime) -> datetime:
-    """The naive UTC form timestamps are stored in; naive input counts as local time.
+def naive_utc_text(value: datetime) -> str:
+    """A UTC ``datetime`` as naive text with microseconds (``2024-05-06 07:08:09.123456``).
 
-    Bulk paths call it per value: ``combine`` drops the zone without ``replace``'s
-    keyword handling.
+    The one place this form is written: it is how SQLite stores a timestamp, and what
+    MySQL's DATETIME(6) reads without PyMySQL escaping a ``datetime`` (bulk writes).
     """
-    if value.__class__ is not datetime or value.tzinfo is not timezone.utc:
-        value = to_utc(value)  # refuses a non-datetime
-    return datetime.combine(value, value.time())
+    return datetime.combine(value, value.time()).isoformat(" ", "microseconds")
 
 
 def utcnow() -> datetime:
@@ -95,9 +99,9 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if value.__class__ is not datetime or value.tzinfo is not utc:
                 value = to_utc(value)  # refuses a non-datetime; naive means local time
-            naive = combine(value, value.time())
             if as_text:
-                return naive.isoformat(" ", "microseconds")
+                return naive_utc_text(value)
+            naive = combine(value, value.time())
             return impl_processor(naive) if impl_processor is not None else naive
 
         return process
@@ -394,7 +398,7 @@ __all__ = [
     "UTCDateTime",
     "enum_column",
     "json_safe",
-    "naive_utc",
+    "naive_utc_text",
     "to_plain",
     "to_utc",
     "to_uuid",

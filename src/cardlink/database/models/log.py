@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import BigInteger, Double, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..status_words import normalize_status_word
 from ..types import GUID, UTCDateTime, enum_column, utcnow
 from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import CommDirection
@@ -42,7 +43,9 @@ class CommLog(TimestampMixin, Base):
     direction: Mapped[CommDirection] = mapped_column(enum_column(CommDirection), nullable=False)
     raw_data: Mapped[str | None] = mapped_column(Text)
     decoded_data: Mapped[str | None] = mapped_column(Text)
-    status_word: Mapped[str | None] = mapped_column(String(4))
+    status_word: Mapped[str | None] = mapped_column(
+        String(4), info={"normalise": normalize_status_word}
+    )
     status_message: Mapped[str | None] = mapped_column(String(255))
     # DOUBLE: MySQL/MariaDB FLOAT is single precision and returns ~6 significant digits.
     latency_ms: Mapped[float | None] = mapped_column(Double)

@@ -18,7 +18,7 @@ from ..sqlite_locking import lock_for_writing
 from ..status_words import STATUS_WORD_CLASSES, error_condition
 from ..timeline import TimelineEntry, build_timeline
 from ..types import UTCDateTime, to_utc, utcnow
-from .base import BaseRepository, _slice
+from .base import BaseRepository, _slice, cutoff_before, instant
 
 
 def _statistics_statement() -> Any:
@@ -190,7 +190,7 @@ class SessionRepository(BaseRepository[OTASession]):
         when = to_utc(at) if at else utcnow()
         card_iccid = None
         if psk_identity is not None:
-            check_value("sessions", OTASession.__table__.c.psk_identity, psk_identity)
+            check_value(OTASession.__table__.c.psk_identity, psk_identity)
             holders = self.session.execute(
                 select(CardProfile.iccid, CardProfile.psk_identity).where(
                     CardProfile.psk_identity == psk_identity
@@ -296,7 +296,7 @@ class SessionRepository(BaseRepository[OTASession]):
         self, start: datetime, end: datetime, limit: int | None = None, offset: int = 0
     ) -> list[OTASession]:
         """Sessions that started between ``start`` and ``end`` (inclusive), oldest first."""
-        low, high = to_utc(start), to_utc(end)
+        low, high = instant(start, name="start"), instant(end, name="end")
         if low > high:
             raise ValidationError("find_by_date_range: start is after end")
         statement = (
@@ -312,9 +312,7 @@ class SessionRepository(BaseRepository[OTASession]):
         Covers sessions started in the last ``days`` days; every figure is a number,
         zero on an empty database.
         """
-        if not isinstance(days, int | float) or days <= 0:
-            raise ValidationError(f"days must be a positive number, got {days!r}")
-        since = utcnow() - timedelta(days=days)
+        since = cutoff_before(days, unit="days", name="days", positive=True)
         with translated_errors():
             row = self.session.execute(_STATISTICS, {"since": since}).one()
         total, completed, failed, timeout, active = (int(value) for value in row[:5])
@@ -395,9 +393,7 @@ class SessionRepository(BaseRepository[OTASession]):
         error code. Each is a list of dicts, most frequent first. A session's date is
         its ``started_at`` (its ``created_at`` if it never started).
         """
-        if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
-            raise ValidationError(f"days must be a positive number, got {days!r}")
-        since = utcnow() - timedelta(days=days)
+        since = cutoff_before(days, unit="days", name="days", positive=True)
         sessions = OTASession.__table__.c
         exchanges = HttpExchange.__table__.c
         in_window = func.coalesce(sessions.started_at, sessions.created_at) >= since

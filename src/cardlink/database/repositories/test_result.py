@@ -42,8 +42,12 @@ class TestRepository(BaseRepository[TestResult]):
         error_message: str | None = None,
         assertions: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> TestResult:
-        """Store one test case's result; ``duration_ms`` defaults to ended - started."""
+        """Store one test case's result; ``duration_ms`` defaults to ended - started.
+
+        Any other column of the model can be given by keyword.
+        """
         if duration_ms is None and started_at is not None and ended_at is not None:
             elapsed = to_utc(ended_at) - to_utc(started_at)
             duration_ms = max(0, round(elapsed.total_seconds() * 1000))
@@ -60,6 +64,7 @@ class TestRepository(BaseRepository[TestResult]):
             error_message=error_message,
             assertions=assertions,
             metadata=metadata,
+            **fields,
         )
         return self.create(result)
 
