@@ -36,6 +36,7 @@ from cardlink.database.cli import cli
 from cardlink.database.exceptions import SCHEMA_OUT_OF_DATE
 from conftest import forget_schema
 from revisions import REVISIONS
+from test_every_column import repository
 
 _LOGS = CommLog.__table__
 _TEST_RESULTS = TestResult.__table__
@@ -137,8 +138,7 @@ def test_a_database_at_an_older_revision_is_schema_out_of_date(
             pytest.skip("no older revision lacks a table or column, only types or constraints")
         with UnitOfWork(manager) as uow:
             for name in behind:
-                repository = getattr(uow, name)  # each repository is named after its table
-                _expect_schema_out_of_date(uow, repository.get_all)
+                _expect_schema_out_of_date(uow, repository(uow, name).get_all)
     finally:
         manager.close()
 

@@ -81,7 +81,7 @@ def _as_json(summary: SessionSummary) -> dict[str, object]:
 
 def _print_table(found: list[SessionSummary]) -> None:
     from rich.console import Console  # only here: importing rich slows every command's start
-    from rich.table import Table
+    from rich.table import Table  # rich, as above
 
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     if not found:

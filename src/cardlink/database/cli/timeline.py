@@ -43,7 +43,7 @@ def timeline(state: CliState, session_id: str, output_format: str) -> None:
 
 def _draw(session_id: str, entries: list[TimelineEntry]) -> None:
     from rich.console import Console  # only here: importing rich slows every command's start
-    from rich.table import Table
+    from rich.table import Table  # rich, as above
 
     table = Table(title=f"Session {session_id}")
     table.add_column("Time (UTC)", no_wrap=True)
