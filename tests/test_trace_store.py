@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +21,14 @@ from cardlink.database import (
 )
 from cardlink.database.pairing import WireApdu, pair_apdus
 from cardlink.database.transfer.traces import GSMTAP_PORT, read_gsmtap
-from test_traces import APDU4J_DUMP, SIMTRACE_EXCHANGES, START, pcap_bytes, pcapng_bytes
+from test_traces import (
+    APDU4J_DUMP,
+    SIMTRACE_EXCHANGES,
+    START,
+    pcap_bytes,
+    pcapng_bytes,
+    tshark_instructions,
+)
 
 
 def new_session(manager: DatabaseManager, **fields: object) -> str:
@@ -148,11 +152,6 @@ def test_an_exported_session_holds_one_gsmtap_sim_packet_per_pair(
 
 
 def test_tshark_reads_an_exported_session(manager: DatabaseManager, tmp_path: Path) -> None:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        if "all" in os.environ.get("CARDLINK_TEST_REQUIRE", ""):
-            pytest.fail("tshark is not installed, and CARDLINK_TEST_REQUIRE=all requires it")
-        pytest.skip("tshark is not installed (apt-get install tshark)")
     session_id = new_session(manager)
     path = tmp_path / "session.pcap"
     with UnitOfWork(manager) as uow:
@@ -160,15 +159,7 @@ def test_tshark_reads_an_exported_session(manager: DatabaseManager, tmp_path: Pa
         uow.commit()
         with path.open("wb") as stream:
             uow.logs.export_trace(session_id, stream)
-    fields = ["-e", "gsm_sim.apdu.ins", "-e", "gsm_sim.apdu.sw"]
-    result = subprocess.run(
-        [tshark, "-r", str(path), "-Y", "gsm_sim", "-T", "fields", *fields],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    rows = tshark_instructions(path)
     assert rows == [["0xa4", "0x9000"], ["0xca", "0x6a88"], ["0xf2", "0x6310"]]
 
 

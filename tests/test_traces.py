@@ -185,7 +185,11 @@ def test_an_exported_pcap_holds_one_gsmtap_sim_packet_per_pair() -> None:
     assert bodies == [body for _, body, _, _ in SIMTRACE_EXCHANGES]
 
 
-def test_tshark_dissects_the_exported_instructions(tmp_path: Path) -> None:
+def tshark_instructions(path: Path) -> list[list[str]]:
+    """What tshark's GSM SIM dissector reads in ``path``: [instruction, status word] per packet.
+
+    Skips where tshark is missing, or fails under CARDLINK_TEST_REQUIRE=all (or tshark).
+    """
     tshark = shutil.which("tshark")
     if tshark is None:
         required = os.environ.get("CARDLINK_TEST_REQUIRE", "")
@@ -195,9 +199,6 @@ def test_tshark_dissects_the_exported_instructions(tmp_path: Path) -> None:
                 "(apt-get install tshark)"
             )
         pytest.skip("tshark is not installed (apt-get install tshark)")
-    pairs = pair_apdus(read_apdu4j(APDU4J_DUMP.splitlines()))
-    path = tmp_path / "trace.pcap"
-    path.write_bytes(exported(pairs))
     fields = ["-e", "gsm_sim.apdu.ins", "-e", "gsm_sim.apdu.sw"]
     result = subprocess.run(
         [tshark, "-r", str(path), "-Y", "gsm_sim", "-T", "fields", *fields],
@@ -206,5 +207,12 @@ def test_tshark_dissects_the_exported_instructions(tmp_path: Path) -> None:
         timeout=120,
         check=True,
     )
-    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def test_tshark_dissects_the_exported_instructions(tmp_path: Path) -> None:
+    pairs = pair_apdus(read_apdu4j(APDU4J_DUMP.splitlines()))
+    path = tmp_path / "trace.pcap"
+    path.write_bytes(exported(pairs))
+    rows = tshark_instructions(path)
     assert rows == [["0xa4", "0x9000"], ["0xca", "0x6a88"], ["0xf2", "0x6310"]]
