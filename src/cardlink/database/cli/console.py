@@ -65,9 +65,12 @@ class RowProgress:
                 return
             self._start()
         assert self._progress is not None and self._task is not None
-        description = f"{self._description} {table}"
+        self._show(self._progress, self._task, table)
+
+    def _show(self, progress: Progress, task: TaskID, table: str) -> None:
+        """Move the bar: rows done against the known totals."""
         done = sum(self._done.values())
-        self._progress.update(self._task, completed=done, description=description)
+        progress.update(task, completed=done, description=f"{self._description} {table}")
 
     def _start(self) -> None:
         from rich.progress import MofNCompleteColumn  # rich: slow to import, only for a bar
@@ -102,15 +105,8 @@ class ByteProgress(RowProgress):
         self._source = source
         self._total_bytes = total_bytes if source is not None else None
 
-    def __call__(self, table: str, rows_done: int) -> None:
-        self._done[table] = rows_done
-        if not self._enabled:
-            return
-        if self._progress is None:
-            if time.monotonic() - self._started < PROGRESS_DELAY_SECONDS:
-                return
-            self._start()
-        assert self._progress is not None and self._task is not None
+    def _show(self, progress: Progress, task: TaskID, table: str) -> None:
+        """Move the bar: the position in the file, with the rows so far in the description."""
         rows = sum(self._done.values())
         description = f"{self._description} {table}: {rows:,} rows"
         if self._source is not None:
@@ -118,9 +114,9 @@ class ByteProgress(RowProgress):
                 position = self._source.tell()
             except (OSError, ValueError):  # closed or not seekable: rows only
                 position = None
-            self._progress.update(self._task, completed=position, description=description)
+            progress.update(task, completed=position, description=description)
         else:
-            self._progress.update(self._task, description=description)
+            progress.update(task, description=description)
 
     def _start(self) -> None:
         from rich.progress import DownloadColumn  # rich, as above
