@@ -644,7 +644,9 @@ def document_decoder(column: Column[Any]) -> Rule:
     if isinstance(column_type, Float):
         return _document_float
     if isinstance(column_type, String):
-        return _strict_text(rule)
+        if column.info.get("normalise") is None:
+            return _document_text(column_type.length)
+        return _remembering_accepted(_strict_text(rule))
     return rule
 
 
@@ -652,6 +654,45 @@ def _document_float(value: Any) -> float:
     if value.__class__ is float and math.isfinite(value):
         return value  # type: ignore[no-any-return]
     return check_float(value)
+
+
+def _document_text(length: int | None) -> Rule:
+    """The text rule for a document's plain text column, in one function per value: a
+    row's text fields are most of an import's values. ASCII text without NUL within
+    ``length`` is accepted at once; anything else goes through ``check_text`` (its error)."""
+
+    def decode(value: Any) -> Any:
+        if value.__class__ is not str:
+            raise FieldError(f"expected text, got {kind_of(value)}")
+        if "\x00" in value or not value.isascii() or (length is not None and len(value) > length):
+            return check_text(value, length=length)
+        return value
+
+    return decode
+
+
+#: How many distinct accepted texts one normalised column's decoder keeps.
+_REMEMBERED_TEXTS = 1024
+
+
+def _remembering_accepted(decode: Rule) -> Rule:
+    """``decode`` for a normalised text column, keeping the results of the first accepted
+    texts: such columns hold few distinct values (status words), each normalised afresh
+    otherwise. A refused value is never kept, so it raises every time."""
+    accepted: dict[str, Any] = {}
+
+    def decode_text(value: Any) -> Any:
+        if value.__class__ is str:
+            found = accepted.get(value)
+            if found is not None:
+                return found
+            found = decode(value)
+            if len(accepted) < _REMEMBERED_TEXTS:
+                accepted[value] = found
+            return found
+        return decode(value)
+
+    return decode_text
 
 
 def _strict_text(rule: Rule) -> Rule:
