@@ -33,6 +33,7 @@ from .models import (
     SessionStatus,
     Setting,
     TestResult,
+    TestRun,
     TestStatus,
 )
 from .repositories import (
@@ -131,6 +132,7 @@ __all__ = [
     "SettingRepository",
     "TestRepository",
     "TestResult",
+    "TestRun",
     "TestStatus",
     "UnitOfWork",
     "ValidationError",

@@ -49,7 +49,7 @@ TRAILER = "trailer"
 READABLE_VERSIONS = (PRE_TRAILER_VERSION, FORMAT_VERSION)
 
 #: The tables in export and import order: parents before the rows that point at them.
-TABLE_NAMES = ("devices", "cards", "sessions", "logs", "tests", "settings")
+TABLE_NAMES = ("devices", "cards", "sessions", "logs", "test_runs", "tests", "settings")
 
 #: The one secret column: Fernet ciphertext of the PSK key, left out on request.
 PSK_COLUMN = ("cards", "psk_key_encrypted")
