@@ -79,7 +79,15 @@ def seed(url: str, *, logs: int = 1234) -> dict[str, int]:
             uow.commit()
     finally:
         manager.close()
-    return {"devices": 5, "cards": 2, "sessions": 3, "logs": logs, "tests": 4, "settings": 1}
+    return {
+        "devices": 5,
+        "cards": 2,
+        "sessions": 3,
+        "logs": logs,
+        "test_runs": 1,
+        "tests": 4,
+        "settings": 1,
+    }
 
 
 def counts(url: str) -> dict[str, int]:
@@ -224,7 +232,15 @@ def test_stats_json_pipes_into_json_tool_through_the_installed_script(tmp_path: 
     assert piped.returncode == 0, piped.stderr
     report = json.loads(piped.stdout)
     assert set(report) == {"tables", "database_size_mb", "recent_activity"}
-    assert set(report["tables"]) == {"devices", "cards", "sessions", "logs", "tests", "settings"}
+    assert set(report["tables"]) == {
+        "devices",
+        "cards",
+        "sessions",
+        "logs",
+        "test_runs",
+        "tests",
+        "settings",
+    }
     assert set(report["recent_activity"]) == {"sessions_last_24h", "tests_last_24h"}
     assert isinstance(report["database_size_mb"], float) and report["database_size_mb"] > 0
 

@@ -163,7 +163,7 @@ def test_a_gz_backup_is_written_compressed_and_read_back(
     expected = counts(fresh_url)
     invoke(fresh_url, "init", "--force", "--yes")
     imported = invoke(fresh_url, "import", str(target))
-    assert "65 created" in imported.stdout
+    assert "66 created" in imported.stdout
     assert counts(fresh_url) == expected
 
 
@@ -177,7 +177,15 @@ def test_an_explicit_format_with_a_gz_name_still_compresses(fresh_url: str, tmp_
 def test_status_json_is_machine_readable(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
     assert report["current_revision"] is None and report["head_revision"] == HEAD
-    assert report["missing_tables"] == ["devices", "cards", "sessions", "logs", "tests", "settings"]
+    assert report["missing_tables"] == [
+        "devices",
+        "cards",
+        "sessions",
+        "logs",
+        "test_runs",
+        "tests",
+        "settings",
+    ]
     assert "cardlink-db init" in report["advice"]
     invoke(fresh_url, "init")
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
@@ -193,7 +201,15 @@ def test_stats_json_keeps_its_shape(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "stats", "--json").stdout)
     assert set(report) == {"tables", "database_size_mb", "recent_activity"}
     assert set(report["recent_activity"]) == {"sessions_last_24h", "tests_last_24h"}
-    assert list(report["tables"]) == ["devices", "cards", "sessions", "logs", "tests", "settings"]
+    assert list(report["tables"]) == [
+        "devices",
+        "cards",
+        "sessions",
+        "logs",
+        "test_runs",
+        "tests",
+        "settings",
+    ]
 
 
 def test_progress_shows_a_total_and_an_eta(
@@ -205,7 +221,7 @@ def test_progress_shows_a_total_and_an_eta(
     monkeypatch.setattr(cli_console, "PROGRESS_DELAY_SECONDS", 0.0)
     target = tmp_path / "backup.json.gz"
     exported = invoke(fresh_url, "export", "--output", str(target)).stderr
-    assert "Exporting" in exported and "/45" in exported and "ETA" in exported
+    assert "Exporting" in exported and "/46" in exported and "ETA" in exported
     imported = invoke(fresh_url, "import", "--conflict", "overwrite", str(target)).stderr
     assert "Importing" in imported and "rows" in imported and "ETA" in imported
     assert f"/{target.stat().st_size / 1000:.1f} kB" in imported or "bytes" in imported

@@ -68,6 +68,7 @@ def test_stats_reports_rows_size_and_the_last_day(manager: DatabaseManager) -> N
         "cards": 2,
         "sessions": 3,
         "logs": 30,
+        "test_runs": 1,
         "tests": 4,
         "settings": 1,
     }

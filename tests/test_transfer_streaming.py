@@ -36,7 +36,15 @@ def test_export_writes_each_page_to_the_stream_as_it_goes(manager):
         counts = DataExporter(uow, page_size=2).write(
             stream, progress=lambda table, done: seen.append((table, done, len(stream.getvalue())))
         )
-    assert counts == {"devices": 3, "cards": 2, "sessions": 3, "logs": 6, "tests": 2, "settings": 6}
+    assert counts == {
+        "devices": 3,
+        "cards": 2,
+        "sessions": 3,
+        "logs": 6,
+        "test_runs": 1,
+        "tests": 2,
+        "settings": 6,
+    }
     assert [(table, done) for table, done, _ in seen if table == "logs"] == [
         ("logs", 2),
         ("logs", 4),
@@ -83,7 +91,7 @@ def test_the_json_reader_takes_any_layout_in_any_chunk_size(
     with UnitOfWork(manager) as uow:
         result = DataImporter(uow).import_stream(io.StringIO(text))
         uow.commit()
-    assert result.created == 22
+    assert result.created == 23
     assert snapshot(manager) == before
 
 
@@ -101,8 +109,16 @@ def test_tables_may_come_in_any_order_children_wait_for_their_parents(manager, a
     with UnitOfWork(manager) as uow:
         result = DataImporter(uow, batch_size=2).import_data(json.dumps(document))
         uow.commit()
-    assert list(result.per_table) == ["settings", "tests", "logs", "sessions", "cards", "devices"]
-    assert result.created == 22
+    assert list(result.per_table) == [
+        "settings",
+        "tests",
+        "test_runs",
+        "logs",
+        "sessions",
+        "cards",
+        "devices",
+    ]
+    assert result.created == 23
     assert snapshot(manager) == before
 
 
@@ -119,10 +135,10 @@ def test_import_stream_reads_text_and_binary_files_and_reports_progress(manager,
         with path.open("rb") as binary:
             result = importer.import_stream(binary, progress=lambda *step: progress.append(step))
         with path.open(encoding="utf-8") as text:
-            assert importer.import_stream(text, dry_run=True).skipped == 22
+            assert importer.import_stream(text, dry_run=True).skipped == 23
         with (tmp_path / "bom.json").open("rb") as binary:
-            assert importer.import_stream(binary).skipped == 22
-    assert result.skipped == 22
+            assert importer.import_stream(binary).skipped == 23
+    assert result.skipped == 23
     assert progress[:3] == [("devices", 3), ("cards", 2), ("sessions", 3)]
     assert ("logs", 4) in progress and ("logs", 6) in progress and progress[-1] == ("settings", 6)
     with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match="not valid UTF-8"):

@@ -1,0 +1,218 @@
+"""A test's history across runs, flaky tests and the pass-rate trend, computed in SQL.
+
+Runs are ordered by their start (then their id); a test counts once per run, by its
+last attempt. PASSED is a pass, FAILED and ERROR are fails; SKIPPED takes no part in
+flips. The queries use window functions (SQLite 3.25+, PostgreSQL, MariaDB 10.2+).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, Subquery, and_, case, func, literal, select, union_all
+from sqlalchemy.orm import Session, aliased
+
+from ..models import TestResult, TestRun, TestStatus
+from ..reports.inputs import FlakyTest, StatusCounts, TrendPoint
+from ..types import to_utc
+
+FAILING = (TestStatus.FAILED, TestStatus.ERROR)
+
+
+def recent_runs(last: int) -> Subquery:
+    """The newest ``last`` runs, with ``recency`` 1 for the newest."""
+    recency = func.row_number().over(
+        order_by=(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+    )
+    ranked = select(TestRun.run_id, TestRun.started_at, recency.label("recency")).subquery()
+    return (
+        select(ranked.c.run_id, ranked.c.started_at, ranked.c.recency)
+        .where(ranked.c.recency <= last)
+        .subquery("recent_runs")
+    )
+
+
+def final_attempts() -> Subquery:
+    """Each test's highest attempt per run: the outcome the run keeps."""
+    return (
+        select(
+            TestResult.run_id,
+            TestResult.suite_name,
+            TestResult.test_name,
+            func.max(TestResult.attempt).label("attempt"),
+        )
+        .group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
+        .subquery("final_attempts")
+    )
+
+
+def _join_final(statement: Select[Any], final: Subquery) -> Select[Any]:
+    return statement.join(
+        final,
+        and_(
+            final.c.run_id == TestResult.run_id,
+            final.c.suite_name == TestResult.suite_name,
+            final.c.test_name == TestResult.test_name,
+            final.c.attempt == TestResult.attempt,
+        ),
+    )
+
+
+def history(session: Session, suite: str, test_name: str, last: int) -> list[TestResult]:
+    """One test's last-attempt result in each of its ``last`` newest runs, newest first."""
+    final = final_attempts()
+    statement = _join_final(
+        select(TestResult).join(TestRun, TestRun.run_id == TestResult.run_id), final
+    )
+    statement = (
+        statement.where(TestResult.suite_name == suite, TestResult.test_name == test_name)
+        .order_by(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+        .limit(last)
+    )
+    return list(session.scalars(statement).all())
+
+
+def flaky(session: Session, last_runs: int) -> list[FlakyTest]:
+    """Tests that flipped between pass and fail across the window, or passed on a retry
+    in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
+    runs = recent_runs(last_runs)
+    final = final_attempts()
+    passed = case((TestResult.status == TestStatus.PASSED, 1), else_=0)
+    outcomes = _join_final(
+        select(
+            TestResult.suite_name,
+            TestResult.test_name,
+            runs.c.run_id,
+            runs.c.started_at,
+            runs.c.recency,
+            passed.label("passed"),
+            func.lag(passed)
+            .over(
+                partition_by=(TestResult.suite_name, TestResult.test_name),
+                order_by=runs.c.recency.desc(),
+            )
+            .label("before"),
+        ).join(runs, runs.c.run_id == TestResult.run_id),
+        final,
+    ).where(TestResult.status != TestStatus.SKIPPED)
+    outcomes_q = outcomes.subquery("outcomes")
+    across_runs = select(
+        outcomes_q.c.suite_name,
+        outcomes_q.c.test_name,
+        outcomes_q.c.run_id,
+        outcomes_q.c.started_at,
+        outcomes_q.c.recency,
+    ).where(outcomes_q.c.before.is_not(None), outcomes_q.c.before != outcomes_q.c.passed)
+    failed_try, passing_retry = aliased(TestResult), aliased(TestResult)
+    within_run = (
+        select(
+            failed_try.suite_name,
+            failed_try.test_name,
+            runs.c.run_id,
+            runs.c.started_at,
+            runs.c.recency,
+        )
+        .join(runs, runs.c.run_id == failed_try.run_id)
+        .join(
+            passing_retry,
+            and_(
+                passing_retry.run_id == failed_try.run_id,
+                passing_retry.suite_name == failed_try.suite_name,
+                passing_retry.test_name == failed_try.test_name,
+                passing_retry.attempt > failed_try.attempt,
+                passing_retry.status == TestStatus.PASSED,
+            ),
+        )
+        .where(failed_try.status.in_(FAILING))
+        .distinct()
+    )
+    flips = union_all(across_runs, within_run).subquery("flips")
+    key = (flips.c.suite_name, flips.c.test_name)
+    numbered = select(
+        *key,
+        flips.c.run_id,
+        flips.c.started_at,
+        func.count(literal(1)).over(partition_by=key).label("flips"),
+        func.row_number().over(partition_by=key, order_by=flips.c.recency).label("newest"),
+    ).subquery("numbered")
+    statement = (
+        select(
+            numbered.c.suite_name,
+            numbered.c.test_name,
+            numbered.c.flips,
+            numbered.c.run_id,
+            numbered.c.started_at,
+        )
+        .where(numbered.c.newest == 1)
+        .order_by(numbered.c.flips.desc(), numbered.c.suite_name, numbered.c.test_name)
+    )
+    return [
+        FlakyTest(suite, test, int(count), run_id, _aware(started))
+        for suite, test, count, run_id, started in session.execute(statement)
+    ]
+
+
+def trend(session: Session, last_runs: int) -> list[TrendPoint]:
+    """Counts, pass rate and summed test time of the newest ``last_runs`` runs, oldest first."""
+    return _points(session, recent_runs(last_runs))
+
+
+def run_totals(session: Session, run_id: str) -> TrendPoint | None:
+    """One run's counts and test time; ``None`` if it has no results."""
+    run = (
+        select(TestRun.run_id, TestRun.started_at, literal(1).label("recency"))
+        .where(TestRun.run_id == run_id)
+        .subquery("one_run")
+    )
+    points = _points(session, run)
+    return points[0] if points else None
+
+
+def previous_run(session: Session, run_id: str) -> str | None:
+    """The run ordered just before ``run_id`` (by start, then creation, then id)."""
+    ranked = select(
+        TestRun.run_id,
+        func.lead(TestRun.run_id)
+        .over(
+            order_by=(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+        )
+        .label("before"),
+    ).subquery("ranked")
+    return session.scalar(select(ranked.c.before).where(ranked.c.run_id == run_id))
+
+
+def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
+    final = final_attempts()
+
+    def tally(status: TestStatus) -> Any:
+        return func.coalesce(func.sum(case((TestResult.status == status, 1), else_=0)), 0)
+
+    statement = (
+        _join_final(
+            select(
+                runs.c.run_id,
+                runs.c.started_at,
+                tally(TestStatus.PASSED),
+                tally(TestStatus.FAILED),
+                tally(TestStatus.SKIPPED),
+                tally(TestStatus.ERROR),
+                func.coalesce(func.sum(TestResult.duration_ms), 0),
+            ).join(runs, runs.c.run_id == TestResult.run_id),
+            final,
+        )
+        .group_by(runs.c.run_id, runs.c.started_at, runs.c.recency)
+        .order_by(runs.c.recency.desc())
+    )
+    return [
+        TrendPoint(
+            run_id,
+            StatusCounts(int(passed), int(failed), int(skipped), int(error)),
+            duration_ms=int(duration),
+            started_at=_aware(started),
+        )
+        for run_id, started, passed, failed, skipped, error, duration in session.execute(statement)
+    ]
+
+
+def _aware(value: Any) -> Any:
+    return to_utc(value) if value is not None and value.tzinfo is not None else value
