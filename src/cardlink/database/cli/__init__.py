@@ -5,7 +5,18 @@ registers it on the ``cli`` group. To add a command, write it with
 ``@cli.command()`` (from ``.app``) and import its module below.
 """
 
-from . import data, keys, maintenance, schema
+from . import data, keys, maintenance, report, schema, tests_cmd
 from .app import CliState, CommandFailed, cli, main
 
-__all__ = ["CliState", "CommandFailed", "cli", "data", "keys", "main", "maintenance", "schema"]
+__all__ = [
+    "CliState",
+    "CommandFailed",
+    "cli",
+    "data",
+    "keys",
+    "main",
+    "maintenance",
+    "report",
+    "schema",
+    "tests_cmd",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Subquery, and_, case, func, literal, select, union_all
+from sqlalchemy import Subquery, and_, case, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from ..models import TestResult, TestRun, TestStatus
@@ -17,17 +17,27 @@ from ..reports.inputs import FlakyTest, StatusCounts, TrendPoint
 from ..types import to_utc
 
 FAILING = (TestStatus.FAILED, TestStatus.ERROR)
+P, F, S, E = TestStatus.PASSED, TestStatus.FAILED, TestStatus.SKIPPED, TestStatus.ERROR
 
 
-def recent_runs(last: int) -> Subquery:
-    """The newest ``last`` runs, with ``recency`` 1 for the newest."""
+def _tally(status: TestStatus) -> Any:
+    return func.coalesce(func.sum(case((TestResult.status == status, 1), else_=0)), 0)
+
+
+def recent_runs(last: int, until: str | None = None) -> Subquery:
+    """The newest ``last`` runs (those up to run ``until``, if given), ``recency`` 1 the newest."""
     recency = func.row_number().over(
         order_by=(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
     )
     ranked = select(TestRun.run_id, TestRun.started_at, recency.label("recency")).subquery()
+    if until is None:
+        window = ranked.c.recency <= last
+    else:
+        newest = select(ranked.c.recency).where(ranked.c.run_id == until).scalar_subquery()
+        window = and_(ranked.c.recency >= newest, ranked.c.recency < newest + last)
     return (
         select(ranked.c.run_id, ranked.c.started_at, ranked.c.recency)
-        .where(ranked.c.recency <= last)
+        .where(window)
         .subquery("recent_runs")
     )
 
@@ -46,7 +56,8 @@ def final_attempts() -> Subquery:
     )
 
 
-def _join_final(statement: Select[Any], final: Subquery) -> Select[Any]:
+def _join_final(statement: Any, final: Subquery) -> Any:
+    """``statement`` (a select over TestResult) kept to each test's last attempt."""
     return statement.join(
         final,
         and_(
@@ -72,10 +83,10 @@ def history(session: Session, suite: str, test_name: str, last: int) -> list[Tes
     return list(session.scalars(statement).all())
 
 
-def flaky(session: Session, last_runs: int) -> list[FlakyTest]:
+def flaky(session: Session, last_runs: int, until: str | None = None) -> list[FlakyTest]:
     """Tests that flipped between pass and fail across the window, or passed on a retry
     in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
-    runs = recent_runs(last_runs)
+    runs = recent_runs(last_runs, until)
     final = final_attempts()
     passed = case((TestResult.status == TestStatus.PASSED, 1), else_=0)
     outcomes = _join_final(
@@ -152,9 +163,57 @@ def flaky(session: Session, last_runs: int) -> list[FlakyTest]:
     ]
 
 
-def trend(session: Session, last_runs: int) -> list[TrendPoint]:
+def trend(session: Session, last_runs: int, until: str | None = None) -> list[TrendPoint]:
     """Counts, pass rate and summed test time of the newest ``last_runs`` runs, oldest first."""
-    return _points(session, recent_runs(last_runs))
+    return _points(session, recent_runs(last_runs, until))
+
+
+def final_statuses(session: Session, run_id: str) -> dict[tuple[str, str], TestStatus]:
+    """Each test's outcome in the run (its last attempt), keyed by ``(suite, test)``."""
+    statement = _join_final(
+        select(TestResult.suite_name, TestResult.test_name, TestResult.status), final_attempts()
+    ).where(TestResult.run_id == run_id)
+    return {(suite, test): status for suite, test, status in session.execute(statement)}
+
+
+def suite_counts(session: Session, run_id: str) -> list[tuple[str, StatusCounts]]:
+    """Pass/fail/skip/error counts per suite of the run, by suite name."""
+    statement = (
+        _join_final(
+            select(
+                TestResult.suite_name,
+                *(_tally(status) for status in (P, F, S, E)),
+            ),
+            final_attempts(),
+        )
+        .where(TestResult.run_id == run_id)
+        .group_by(TestResult.suite_name)
+        .order_by(TestResult.suite_name)
+    )
+    return [
+        (suite, StatusCounts(int(p), int(f), int(s), int(e)))
+        for suite, p, f, s, e in session.execute(statement)
+    ]
+
+
+def final_results(
+    session: Session, run_id: str, *, failing: bool = False, slowest: int | None = None
+) -> list[TestResult]:
+    """The run's results by last attempt: all, only the failing ones, or the slowest few."""
+    statement = _join_final(select(TestResult), final_attempts()).where(
+        TestResult.run_id == run_id
+    )
+    if failing:
+        statement = statement.where(TestResult.status.in_(FAILING))
+    if slowest is not None:
+        statement = (
+            statement.where(TestResult.duration_ms.is_not(None))
+            .order_by(TestResult.duration_ms.desc(), TestResult.suite_name, TestResult.test_name)
+            .limit(slowest)
+        )
+    else:
+        statement = statement.order_by(TestResult.suite_name, TestResult.test_name)
+    return list(session.scalars(statement).all())
 
 
 def run_totals(session: Session, run_id: str) -> TrendPoint | None:
@@ -183,19 +242,12 @@ def previous_run(session: Session, run_id: str) -> str | None:
 
 def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
     final = final_attempts()
-
-    def tally(status: TestStatus) -> Any:
-        return func.coalesce(func.sum(case((TestResult.status == status, 1), else_=0)), 0)
-
     statement = (
         _join_final(
             select(
                 runs.c.run_id,
                 runs.c.started_at,
-                tally(TestStatus.PASSED),
-                tally(TestStatus.FAILED),
-                tally(TestStatus.SKIPPED),
-                tally(TestStatus.ERROR),
+                *(_tally(status) for status in (P, F, S, E)),
                 func.coalesce(func.sum(TestResult.duration_ms), 0),
             ).join(runs, runs.c.run_id == TestResult.run_id),
             final,
