@@ -140,7 +140,9 @@ def test_export_to_a_file_is_quiet_apart_from_its_summary(
     result = CliRunner().invoke(cli, ["--database-url", fresh_url, "export", "-o", str(target)])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert result.stderr.startswith("Exported 26 rows (devices 5, cards 2, sessions 3, logs 10, test_runs 1")
+    assert result.stderr.startswith(
+        "Exported 26 rows (devices 5, cards 2, sessions 3, logs 10, test_runs 1"
+    )
     assert target.read_text().startswith("format: cardlink-database-export")
     assert [path.name for path in target.parent.iterdir()] == ["backup.yaml"]
     assert target.stat().st_mode & 0o077 == 0

@@ -279,9 +279,8 @@ def test_surefire_and_gotestsum_files_import_as_runs(
 
 def test_a_malformed_file_is_one_line_and_nothing_is_written(manager: DatabaseManager) -> None:
     broken = SUREFIRE.replace(b"</testsuite>", b"")
-    with UnitOfWork(manager) as uow:
-        with pytest.raises(ValidationError) as caught:
-            uow.tests.import_junit(broken, run_id="ci-43", name="results.xml")
+    with UnitOfWork(manager) as uow, pytest.raises(ValidationError) as caught:
+        uow.tests.import_junit(broken, run_id="ci-43", name="results.xml")
         uow.commit()
     assert str(caught.value).startswith("results.xml: not well-formed XML")
     assert "\n" not in str(caught.value)
@@ -289,6 +288,8 @@ def test_a_malformed_file_is_one_line_and_nothing_is_written(manager: DatabaseMa
         assert uow.tests.get_run("ci-43") is None and uow.tests.find_by_run("ci-43") == []
         uow.tests.import_junit(SUREFIRE, run_id="ci-44")
         uow.commit()
-    with UnitOfWork(manager) as uow:
-        with pytest.raises(ValidationError, match="already has 7 results"):
-            uow.tests.import_junit(SUREFIRE, run_id="ci-44")
+    with (
+        UnitOfWork(manager) as uow,
+        pytest.raises(ValidationError, match="already has 7 results"),
+    ):
+        uow.tests.import_junit(SUREFIRE, run_id="ci-44")

@@ -288,7 +288,8 @@ def test_selective_export_takes_tables_in_any_order_and_refuses_unknown_names(ma
         with pytest.raises(ValidationError) as error:
             exporter.export_selective(["devices", "widgets"])
     assert str(error.value) == (
-        "unknown table 'widgets'; valid tables: devices, cards, sessions, logs, test_runs, tests, settings"
+        "unknown table 'widgets'; valid tables: "
+        "devices, cards, sessions, logs, test_runs, tests, settings"
     )
 
 

@@ -24,36 +24,47 @@ def _tally(status: TestStatus) -> Any:
     return func.coalesce(func.sum(case((TestResult.status == status, 1), else_=0)), 0)
 
 
-def recent_runs(last: int, until: str | None = None) -> Subquery:
-    """The newest ``last`` runs (those up to run ``until``, if given), ``recency`` 1 the newest."""
-    recency = func.row_number().over(
-        order_by=(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+def recent_runs(session: Session, last: int, until: str | None = None) -> Subquery:
+    """The newest ``last`` runs (those up to run ``until``, if given), ``recency`` 1 the newest.
+
+    The window (at most ``last`` run ids) is read first and named in the query: joined
+    as a window-function subquery, SQLite re-ran it for every result row.
+    """
+    order = (TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+    ranked = select(
+        TestRun.run_id, TestRun.started_at, func.row_number().over(order_by=order).label("n")
+    ).subquery()
+    statement = select(ranked.c.run_id, ranked.c.started_at).order_by(ranked.c.n)
+    if until is not None:
+        newest = select(ranked.c.n).where(ranked.c.run_id == until).scalar_subquery()
+        statement = statement.where(ranked.c.n >= newest)
+    window = list(session.scalars(statement.limit(last)).all())
+    recency = case(
+        {run_id: number for number, run_id in enumerate(window, start=1)},
+        value=TestRun.run_id,
+        else_=0,
     )
-    ranked = select(TestRun.run_id, TestRun.started_at, recency.label("recency")).subquery()
-    if until is None:
-        window = ranked.c.recency <= last
-    else:
-        newest = select(ranked.c.recency).where(ranked.c.run_id == until).scalar_subquery()
-        window = and_(ranked.c.recency >= newest, ranked.c.recency < newest + last)
     return (
-        select(ranked.c.run_id, ranked.c.started_at, ranked.c.recency)
-        .where(window)
+        select(TestRun.run_id, TestRun.started_at, recency.label("recency"))
+        .where(TestRun.run_id.in_(window))
         .subquery("recent_runs")
     )
 
 
-def final_attempts() -> Subquery:
-    """Each test's highest attempt per run: the outcome the run keeps."""
-    return (
-        select(
-            TestResult.run_id,
-            TestResult.suite_name,
-            TestResult.test_name,
-            func.max(TestResult.attempt).label("attempt"),
-        )
-        .group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
-        .subquery("final_attempts")
-    )
+def final_attempts(runs: Any) -> Subquery:
+    """Each test's highest attempt per run (the outcome the run keeps), for the runs
+    ``runs`` names: one run id, or a subquery with a ``run_id`` column."""
+    statement = select(
+        TestResult.run_id,
+        TestResult.suite_name,
+        TestResult.test_name,
+        func.max(TestResult.attempt).label("attempt"),
+    ).group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
+    if isinstance(runs, str):
+        statement = statement.where(TestResult.run_id == runs)
+    else:
+        statement = statement.where(TestResult.run_id.in_(select(runs.c.run_id)))
+    return statement.subquery("final_attempts")
 
 
 def _join_final(statement: Any, final: Subquery) -> Any:
@@ -71,7 +82,13 @@ def _join_final(statement: Any, final: Subquery) -> Any:
 
 def history(session: Session, suite: str, test_name: str, last: int) -> list[TestResult]:
     """One test's last-attempt result in each of its ``last`` newest runs, newest first."""
-    final = final_attempts()
+    final = (
+        select(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
+        .add_columns(func.max(TestResult.attempt).label("attempt"))
+        .where(TestResult.suite_name == suite, TestResult.test_name == test_name)
+        .group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
+        .subquery("final_attempts")
+    )
     statement = _join_final(
         select(TestResult).join(TestRun, TestRun.run_id == TestResult.run_id), final
     )
@@ -86,8 +103,8 @@ def history(session: Session, suite: str, test_name: str, last: int) -> list[Tes
 def flaky(session: Session, last_runs: int, until: str | None = None) -> list[FlakyTest]:
     """Tests that flipped between pass and fail across the window, or passed on a retry
     in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
-    runs = recent_runs(last_runs, until)
-    final = final_attempts()
+    runs = recent_runs(session, last_runs, until)
+    final = final_attempts(runs)
     passed = case((TestResult.status == TestStatus.PASSED, 1), else_=0)
     outcomes = _join_final(
         select(
@@ -165,13 +182,14 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
 
 def trend(session: Session, last_runs: int, until: str | None = None) -> list[TrendPoint]:
     """Counts, pass rate and summed test time of the newest ``last_runs`` runs, oldest first."""
-    return _points(session, recent_runs(last_runs, until))
+    return _points(session, recent_runs(session, last_runs, until))
 
 
 def final_statuses(session: Session, run_id: str) -> dict[tuple[str, str], TestStatus]:
     """Each test's outcome in the run (its last attempt), keyed by ``(suite, test)``."""
     statement = _join_final(
-        select(TestResult.suite_name, TestResult.test_name, TestResult.status), final_attempts()
+        select(TestResult.suite_name, TestResult.test_name, TestResult.status),
+        final_attempts(run_id),
     ).where(TestResult.run_id == run_id)
     return {(suite, test): status for suite, test, status in session.execute(statement)}
 
@@ -184,7 +202,7 @@ def suite_counts(session: Session, run_id: str) -> list[tuple[str, StatusCounts]
                 TestResult.suite_name,
                 *(_tally(status) for status in (P, F, S, E)),
             ),
-            final_attempts(),
+            final_attempts(run_id),
         )
         .where(TestResult.run_id == run_id)
         .group_by(TestResult.suite_name)
@@ -200,7 +218,7 @@ def final_results(
     session: Session, run_id: str, *, failing: bool = False, slowest: int | None = None
 ) -> list[TestResult]:
     """The run's results by last attempt: all, only the failing ones, or the slowest few."""
-    statement = _join_final(select(TestResult), final_attempts()).where(
+    statement = _join_final(select(TestResult), final_attempts(run_id)).where(
         TestResult.run_id == run_id
     )
     if failing:
@@ -241,7 +259,7 @@ def previous_run(session: Session, run_id: str) -> str | None:
 
 
 def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
-    final = final_attempts()
+    final = final_attempts(runs)
     statement = (
         _join_final(
             select(
