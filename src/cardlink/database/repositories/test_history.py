@@ -51,49 +51,54 @@ def recent_runs(session: Session, last: int, until: str | None = None) -> Subque
     )
 
 
-def final_attempts(runs: Any) -> Subquery:
-    """Each test's highest attempt per run (the outcome the run keeps), for the runs
-    ``runs`` names: one run id, or a subquery with a ``run_id`` column."""
-    statement = select(
-        TestResult.run_id,
-        TestResult.suite_name,
-        TestResult.test_name,
-        func.max(TestResult.attempt).label("attempt"),
-    ).group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
-    if isinstance(runs, str):
-        statement = statement.where(TestResult.run_id == runs)
-    else:
-        statement = statement.where(TestResult.run_id.in_(select(runs.c.run_id)))
-    return statement.subquery("final_attempts")
+def last_attempts(runs: Any) -> Subquery:
+    """Each result of the runs ``runs`` names (one run id, or a subquery with a ``run_id``
+    column) with ``nth`` 1 on a test's last attempt in its run: the outcome the run keeps.
 
-
-def _join_final(statement: Any, final: Subquery) -> Any:
-    """``statement`` (a select over TestResult) kept to each test's last attempt."""
-    return statement.join(
-        final,
-        and_(
-            final.c.run_id == TestResult.run_id,
-            final.c.suite_name == TestResult.suite_name,
-            final.c.test_name == TestResult.test_name,
-            final.c.attempt == TestResult.attempt,
-        ),
+    A window function, one pass: joined as a grouped subquery instead, SQLite matched
+    every result against every group.
+    """
+    nth = func.row_number().over(
+        partition_by=(TestResult.run_id, TestResult.suite_name, TestResult.test_name),
+        order_by=TestResult.attempt.desc(),
     )
+    if isinstance(runs, str):
+        condition = TestResult.run_id == runs
+    else:
+        condition = TestResult.run_id.in_(select(runs.c.run_id))
+    return (
+        select(
+            TestResult.id,
+            TestResult.run_id,
+            TestResult.suite_name,
+            TestResult.test_name,
+            TestResult.status,
+            TestResult.duration_ms,
+            nth.label("nth"),
+        )
+        .where(condition)
+        .subquery("last_attempts")
+    )
+
+
+def _join_final(statement: Any, runs: Any) -> Any:
+    """``statement`` (a select over TestResult) kept to each test's last attempt."""
+    last = last_attempts(runs)
+    return statement.join(last, and_(last.c.id == TestResult.id, last.c.nth == 1))
 
 
 def history(session: Session, suite: str, test_name: str, last: int) -> list[TestResult]:
     """One test's last-attempt result in each of its ``last`` newest runs, newest first."""
-    final = (
-        select(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
-        .add_columns(func.max(TestResult.attempt).label("attempt"))
+    nth = func.row_number().over(partition_by=TestResult.run_id, order_by=TestResult.attempt.desc())
+    mine = (
+        select(TestResult.id, nth.label("nth"))
         .where(TestResult.suite_name == suite, TestResult.test_name == test_name)
-        .group_by(TestResult.run_id, TestResult.suite_name, TestResult.test_name)
-        .subquery("final_attempts")
-    )
-    statement = _join_final(
-        select(TestResult).join(TestRun, TestRun.run_id == TestResult.run_id), final
+        .subquery("attempts")
     )
     statement = (
-        statement.where(TestResult.suite_name == suite, TestResult.test_name == test_name)
+        select(TestResult)
+        .join(mine, and_(mine.c.id == TestResult.id, mine.c.nth == 1))
+        .join(TestRun, TestRun.run_id == TestResult.run_id)
         .order_by(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
         .limit(last)
     )
@@ -104,7 +109,6 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
     """Tests that flipped between pass and fail across the window, or passed on a retry
     in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
     runs = recent_runs(session, last_runs, until)
-    final = final_attempts(runs)
     passed = case((TestResult.status == TestStatus.PASSED, 1), else_=0)
     outcomes = _join_final(
         select(
@@ -121,7 +125,7 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
             )
             .label("before"),
         ).join(runs, runs.c.run_id == TestResult.run_id),
-        final,
+        runs,
     ).where(TestResult.status != TestStatus.SKIPPED)
     outcomes_q = outcomes.subquery("outcomes")
     across_runs = select(
@@ -189,7 +193,7 @@ def final_statuses(session: Session, run_id: str) -> dict[tuple[str, str], TestS
     """Each test's outcome in the run (its last attempt), keyed by ``(suite, test)``."""
     statement = _join_final(
         select(TestResult.suite_name, TestResult.test_name, TestResult.status),
-        final_attempts(run_id),
+        run_id,
     ).where(TestResult.run_id == run_id)
     return {(suite, test): status for suite, test, status in session.execute(statement)}
 
@@ -202,7 +206,7 @@ def suite_counts(session: Session, run_id: str) -> list[tuple[str, StatusCounts]
                 TestResult.suite_name,
                 *(_tally(status) for status in (P, F, S, E)),
             ),
-            final_attempts(run_id),
+            run_id,
         )
         .where(TestResult.run_id == run_id)
         .group_by(TestResult.suite_name)
@@ -218,9 +222,7 @@ def final_results(
     session: Session, run_id: str, *, failing: bool = False, slowest: int | None = None
 ) -> list[TestResult]:
     """The run's results by last attempt: all, only the failing ones, or the slowest few."""
-    statement = _join_final(select(TestResult), final_attempts(run_id)).where(
-        TestResult.run_id == run_id
-    )
+    statement = _join_final(select(TestResult), run_id).where(TestResult.run_id == run_id)
     if failing:
         statement = statement.where(TestResult.status.in_(FAILING))
     if slowest is not None:
@@ -259,7 +261,6 @@ def previous_run(session: Session, run_id: str) -> str | None:
 
 
 def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
-    final = final_attempts(runs)
     statement = (
         _join_final(
             select(
@@ -268,7 +269,7 @@ def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
                 *(_tally(status) for status in (P, F, S, E)),
                 func.coalesce(func.sum(TestResult.duration_ms), 0),
             ).join(runs, runs.c.run_id == TestResult.run_id),
-            final,
+            runs,
         )
         .group_by(runs.c.run_id, runs.c.started_at, runs.c.recency)
         .order_by(runs.c.recency.desc())
