@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Subquery, and_, case, func, literal, select, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from ..models import TestResult, TestRun, TestStatus
 from ..reports.inputs import FlakyTest, StatusCounts, TrendPoint
@@ -20,8 +20,8 @@ FAILING = (TestStatus.FAILED, TestStatus.ERROR)
 P, F, S, E = TestStatus.PASSED, TestStatus.FAILED, TestStatus.SKIPPED, TestStatus.ERROR
 
 
-def _tally(status: TestStatus) -> Any:
-    return func.coalesce(func.sum(case((TestResult.status == status, 1), else_=0)), 0)
+def _tally(status: TestStatus, column: Any = TestResult.status) -> Any:
+    return func.coalesce(func.sum(case((column == status, 1), else_=0)), 0)
 
 
 def recent_runs(session: Session, last: int, until: str | None = None) -> Subquery:
@@ -75,6 +75,9 @@ def last_attempts(runs: Any) -> Subquery:
             TestResult.status,
             TestResult.duration_ms,
             nth.label("nth"),
+            func.sum(case((TestResult.status.in_(FAILING), 1), else_=0))
+            .over(partition_by=(TestResult.run_id, TestResult.suite_name, TestResult.test_name))
+            .label("failed_tries"),
         )
         .where(condition)
         .subquery("last_attempts")
@@ -109,24 +112,26 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
     """Tests that flipped between pass and fail across the window, or passed on a retry
     in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
     runs = recent_runs(session, last_runs, until)
-    passed = case((TestResult.status == TestStatus.PASSED, 1), else_=0)
-    outcomes = _join_final(
+    last = last_attempts(runs)
+    passed = case((last.c.status == TestStatus.PASSED, 1), else_=0)
+    outcomes = (
         select(
-            TestResult.suite_name,
-            TestResult.test_name,
+            last.c.suite_name,
+            last.c.test_name,
             runs.c.run_id,
             runs.c.started_at,
             runs.c.recency,
             passed.label("passed"),
             func.lag(passed)
             .over(
-                partition_by=(TestResult.suite_name, TestResult.test_name),
+                partition_by=(last.c.suite_name, last.c.test_name),
                 order_by=runs.c.recency.desc(),
             )
             .label("before"),
-        ).join(runs, runs.c.run_id == TestResult.run_id),
-        runs,
-    ).where(TestResult.status != TestStatus.SKIPPED)
+        )
+        .join(runs, runs.c.run_id == last.c.run_id)
+        .where(last.c.nth == 1, last.c.status != TestStatus.SKIPPED)
+    )
     outcomes_q = outcomes.subquery("outcomes")
     across_runs = select(
         outcomes_q.c.suite_name,
@@ -135,28 +140,14 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
         outcomes_q.c.started_at,
         outcomes_q.c.recency,
     ).where(outcomes_q.c.before.is_not(None), outcomes_q.c.before != outcomes_q.c.passed)
-    failed_try, passing_retry = aliased(TestResult), aliased(TestResult)
+    # A pass on retry: the last attempt passed and an earlier one failed (retries stop
+    # at the first pass).
     within_run = (
         select(
-            failed_try.suite_name,
-            failed_try.test_name,
-            runs.c.run_id,
-            runs.c.started_at,
-            runs.c.recency,
+            last.c.suite_name, last.c.test_name, runs.c.run_id, runs.c.started_at, runs.c.recency
         )
-        .join(runs, runs.c.run_id == failed_try.run_id)
-        .join(
-            passing_retry,
-            and_(
-                passing_retry.run_id == failed_try.run_id,
-                passing_retry.suite_name == failed_try.suite_name,
-                passing_retry.test_name == failed_try.test_name,
-                passing_retry.attempt > failed_try.attempt,
-                passing_retry.status == TestStatus.PASSED,
-            ),
-        )
-        .where(failed_try.status.in_(FAILING))
-        .distinct()
+        .join(runs, runs.c.run_id == last.c.run_id)
+        .where(last.c.nth == 1, last.c.status == TestStatus.PASSED, last.c.failed_tries > 0)
     )
     flips = union_all(across_runs, within_run).subquery("flips")
     key = (flips.c.suite_name, flips.c.test_name)
@@ -261,28 +252,31 @@ def previous_run(session: Session, run_id: str) -> str | None:
 
 
 def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
+    last = last_attempts(runs)
     statement = (
-        _join_final(
-            select(
-                runs.c.run_id,
-                runs.c.started_at,
-                *(_tally(status) for status in (P, F, S, E)),
-                func.coalesce(func.sum(TestResult.duration_ms), 0),
-            ).join(runs, runs.c.run_id == TestResult.run_id),
-            runs,
+        select(
+            runs.c.run_id,
+            runs.c.started_at,
+            *(_tally(status, last.c.status) for status in (P, F, S, E)),
+            func.coalesce(func.sum(last.c.duration_ms), 0),
         )
+        .join(runs, runs.c.run_id == last.c.run_id)
+        .where(last.c.nth == 1)
         .group_by(runs.c.run_id, runs.c.started_at, runs.c.recency)
         .order_by(runs.c.recency.desc())
     )
-    return [
-        TrendPoint(
-            run_id,
-            StatusCounts(int(passed), int(failed), int(skipped), int(error)),
-            duration_ms=int(duration),
-            started_at=_aware(started),
+    points = []
+    for row in session.execute(statement):
+        run_id, started, passed, failed, skipped, error, duration = tuple(row)
+        points.append(
+            TrendPoint(
+                run_id,
+                StatusCounts(int(passed), int(failed), int(skipped), int(error)),
+                duration_ms=int(duration),
+                started_at=_aware(started),
+            )
         )
-        for run_id, started, passed, failed, skipped, error, duration in session.execute(statement)
-    ]
+    return points
 
 
 def _aware(value: Any) -> Any:
