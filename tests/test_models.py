@@ -266,7 +266,7 @@ def test_mysql_tables_use_a_binary_collation_however_created(
                 ).all()
             )
     assert collations == dict.fromkeys(
-        ("cards", "devices", "logs", "sessions", "settings", "tests"), "utf8mb4_bin"
+        ("cards", "devices", "logs", "sessions", "settings", "test_runs", "tests"), "utf8mb4_bin"
     )
 
 
