@@ -37,7 +37,16 @@ SERVER_URLS = {
     "mysql": os.environ.get("CARDLINK_TEST_MYSQL_URL", f"mysql://root@127.0.0.1:3306/{_DB_NAME}"),
 }
 # Tables emptied between tests, children first.
-_TABLES_CHILD_FIRST = ("logs", "tests", "test_runs", "sessions", "cards", "devices", "settings")
+_TABLES_CHILD_FIRST = (
+    "logs",
+    "http_exchanges",
+    "tests",
+    "test_runs",
+    "sessions",
+    "cards",
+    "devices",
+    "settings",
+)
 
 
 def _required() -> set[str]:

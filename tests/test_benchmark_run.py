@@ -33,7 +33,7 @@ def test_run_exits_non_zero_when_the_server_is_unreachable(scheme: str, tmp_path
     )
     backend = scheme.split(":")[0]
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"{backend:<10} FAILED: OperationalError" in result.stdout
+    assert f"{backend:<10} FAILED: ConnectionError: cannot create database" in result.stdout
     assert "0 judged targets, 0 met; 0 info rows" in result.stdout
     assert "FAILED: 1 backend(s) could not run or gave a wrong result" in result.stdout
     assert json.loads(output.read_text())["failures"][0].startswith(f"{backend}: ")

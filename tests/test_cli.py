@@ -18,11 +18,10 @@ import cardlink.database as database
 from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
-from cardlink.database.migrate import get_head_revision
 from conftest import forget_schema
+from revisions import HEAD, INITIAL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = get_head_revision()
 NOW = datetime.now(timezone.utc)
 
 
@@ -83,6 +82,7 @@ def seed(url: str, *, logs: int = 1234) -> dict[str, int]:
         "devices": 5,
         "cards": 2,
         "sessions": 3,
+        "http_exchanges": 0,
         "logs": logs,
         "test_runs": 1,
         "tests": 4,
@@ -145,7 +145,7 @@ def test_every_guide_command_runs_in_guide_order(
 
     # Migrations
     assert HEAD in invoke(url, "migrate").output
-    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", HEAD[:6]).output
+    assert "Nothing to migrate" in invoke(url, "migrate", "--revision", INITIAL[:6]).output
     assert invoke(url, "migrate", "--dry-run").output.startswith("-- nothing to migrate")
     alembic("revision", "--autogenerate", "-m", "Add user column", url=url, ini=ini)
     alembic("revision", "-m", "Custom changes", url=url, ini=ini)
@@ -155,7 +155,7 @@ def test_every_guide_command_runs_in_guide_order(
     assert "Recreated" in invoke(url, "init", "--force", input="y\n").output
     expected = seed(url)
     invoke(url, "migrate")
-    invoke(url, "migrate", "--revision", "ae1234")
+    invoke(url, "migrate", "--revision", INITIAL[:6])
     invoke(url, "migrate", "--dry-run")
 
     # Status
@@ -232,15 +232,7 @@ def test_stats_json_pipes_into_json_tool_through_the_installed_script(tmp_path: 
     assert piped.returncode == 0, piped.stderr
     report = json.loads(piped.stdout)
     assert set(report) == {"tables", "database_size_mb", "recent_activity"}
-    assert set(report["tables"]) == {
-        "devices",
-        "cards",
-        "sessions",
-        "logs",
-        "test_runs",
-        "tests",
-        "settings",
-    }
+    assert set(report["tables"]) == set(database.TABLE_NAMES)
     assert set(report["recent_activity"]) == {"sessions_last_24h", "tests_last_24h"}
     assert isinstance(report["database_size_mb"], float) and report["database_size_mb"] > 0
 

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from cardlink.database import DatabaseConfig, DatabaseManager, UnitOfWork
+from cardlink.database import TABLE_NAMES, DatabaseConfig, DatabaseManager, UnitOfWork
 from cardlink.database.cli import cli
 from cardlink.database.cli import console as cli_console
 from cardlink.database.maintenance import create_database
+from cardlink.database.transfer.formats import FORMAT_VERSION
 from conftest import forget_schema
 from test_cli import HEAD, counts, invoke, seed
+from test_migrations import REVISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()
@@ -62,6 +64,9 @@ NEEDS_TABLES = {
     "rotate-key": ["rotate-key", "--yes"],
     "downgrade": ["downgrade", "--revision", "base", "--yes"],
     "stamp": ["stamp", "head"],
+    "sessions": ["sessions"],
+    "trace import": ["trace", "import", "{backup}", "--session", "{session}"],
+    "trace export": ["trace", "export", "{session}", "--output", "{tmp}/out.json"],
 }
 #: And the commands that only read a database that must exist.
 READS = {
@@ -74,7 +79,8 @@ READS = {
 
 
 def _arguments(template: list[str], tmp_path: Path, backup: Path) -> list[str]:
-    return [part.format(tmp=tmp_path, backup=backup) for part in template]
+    session = "3f2b8c1e-0000-4000-8000-000000000000"
+    return [part.format(tmp=tmp_path, backup=backup, session=session) for part in template]
 
 
 @pytest.mark.parametrize("command", NEEDS_TABLES)
@@ -171,21 +177,13 @@ def test_an_explicit_format_with_a_gz_name_still_compresses(fresh_url: str, tmp_
     invoke(fresh_url, "init")
     target = tmp_path / "b.json.gz"
     invoke(fresh_url, "export", "--format", "json", "--output", str(target))
-    assert json.loads(gzip.decompress(target.read_bytes()))["format_version"] == 1
+    assert json.loads(gzip.decompress(target.read_bytes()))["format_version"] == FORMAT_VERSION
 
 
 def test_status_json_is_machine_readable(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
     assert report["current_revision"] is None and report["head_revision"] == HEAD
-    assert report["missing_tables"] == [
-        "devices",
-        "cards",
-        "sessions",
-        "logs",
-        "test_runs",
-        "tests",
-        "settings",
-    ]
+    assert report["missing_tables"] == list(TABLE_NAMES)
     assert "cardlink-db init" in report["advice"]
     invoke(fresh_url, "init")
     report = json.loads(invoke(fresh_url, "status", "--json").stdout)
@@ -201,15 +199,7 @@ def test_stats_json_keeps_its_shape(fresh_url: str) -> None:
     report = json.loads(invoke(fresh_url, "stats", "--json").stdout)
     assert set(report) == {"tables", "database_size_mb", "recent_activity"}
     assert set(report["recent_activity"]) == {"sessions_last_24h", "tests_last_24h"}
-    assert list(report["tables"]) == [
-        "devices",
-        "cards",
-        "sessions",
-        "logs",
-        "test_runs",
-        "tests",
-        "settings",
-    ]
+    assert list(report["tables"]) == list(TABLE_NAMES)
 
 
 def test_progress_shows_a_total_and_an_eta(
@@ -336,7 +326,10 @@ def test_downgrade_asks_and_history_current_and_stamp_work_like_alembic(
     asked = invoke(fresh_url, "downgrade", "--revision", "base", input="y\n")
     assert f"Downgraded {HEAD} -> base" in asked.stdout
     assert invoke(fresh_url, "current").stdout.strip() == "none"
-    assert f"<base> -> {HEAD} (head), " in invoke(None, "history").stdout
+    history = invoke(None, "history").stdout
+    for older, newer in zip(["<base>", *REVISIONS[:-1]], REVISIONS, strict=True):
+        assert f"{older} -> {newer}" in history
+    assert f" -> {HEAD} (head), " in history
     invoke(fresh_url, "migrate")
     assert invoke(fresh_url, "stamp", "base").stdout.strip().endswith("at revision base")
     assert invoke(fresh_url, "current").stdout.strip() == "none"

@@ -28,6 +28,7 @@ from cardlink.database import (
     Device,
     DeviceType,
     OTASession,
+    RetryableError,
     UnitOfWork,
 )
 
@@ -179,7 +180,7 @@ def test_sqlite_writer_waits_for_a_held_write_lock_instead_of_failing(
     assert 0.5 <= waited < 10
 
 
-def test_sqlite_writer_past_the_busy_timeout_gets_a_clear_connection_error(
+def test_sqlite_writer_past_the_busy_timeout_gets_a_clear_retryable_error(
     tmp_path: Path, encryption_key: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'busy.db'}"
@@ -190,7 +191,7 @@ def test_sqlite_writer_past_the_busy_timeout_gets_a_clear_connection_error(
     holder.devices.create(Device(id="HOLDER", device_type=DeviceType.MODEM))
     started = time.monotonic()
     try:
-        with UnitOfWork(manager) as uow, pytest.raises(ConnectionError, match="locked"):
+        with UnitOfWork(manager) as uow, pytest.raises(RetryableError, match="locked"):
             uow.devices.create(Device(id="WAITER", device_type=DeviceType.PHONE))
         elapsed = time.monotonic() - started
     finally:

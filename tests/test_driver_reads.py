@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from cardlink.database import CommDirection, DatabaseError, DatabaseManager, UnitOfWork
+from cardlink.database import (
+    CommDirection,
+    DatabaseError,
+    DatabaseManager,
+    SchemaOutOfDateError,
+    UnitOfWork,
+)
 
 
 def _session_with_logs(manager: DatabaseManager, count: int = 3) -> uuid.UUID:
@@ -97,7 +103,7 @@ def test_a_driver_error_in_the_logs_query_is_a_database_error_and_the_unit_goes_
     _hide_logs_table(manager)
     try:
         with UnitOfWork(manager) as uow:
-            with pytest.raises(DatabaseError, match="has no CardLink tables yet"):
+            with pytest.raises(SchemaOutOfDateError, match="cardlink-db migrate"):
                 uow.logs.find_by_session(session_id)
             uow.rollback()
             assert uow.sessions.get_by_id(session_id).session_type == "driver-read"

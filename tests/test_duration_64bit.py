@@ -6,12 +6,24 @@ stale session. The revision that widens it keeps every row on the way up and dow
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    insert,
+    select,
+    update,
+)
 
 from cardlink.database import (
     Base,
@@ -90,12 +102,29 @@ def test_the_widening_revision_keeps_rows_up_and_down_and_refuses_to_truncate(
     before_head = widening.down_revision
     assert isinstance(before_head, str)
     run_migrations(before_head, manager=fresh)
-    session_id = _session_started_days_ago(fresh, 1)
-    with UnitOfWork(fresh) as uow:
-        uow.sessions.complete_session(session_id)
-        uow.commit()
-    (small,) = _durations(fresh)
-    assert small is not None and small >= 24 * 3600 * 1000
+    # Through Core, with the columns of that revision: later ones add session columns.
+    small = 24 * 3600 * 1000 + 1
+    old_sessions = Table(
+        "sessions",
+        MetaData(),
+        Column("id", Uuid()),
+        Column("status", String(16)),
+        Column("duration_ms", Integer),
+        Column("created_at", DateTime),
+        Column("updated_at", DateTime),
+    )
+    with fresh.engine.begin() as connection:
+        now = utcnow().replace(tzinfo=None)
+        connection.execute(
+            insert(old_sessions).values(
+                id=uuid.uuid4(),
+                status="completed",
+                duration_ms=small,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    assert _durations(fresh) == [small]
 
     assert run_migrations(widening.revision, manager=fresh) == widening.revision
     assert _durations(fresh) == [small]

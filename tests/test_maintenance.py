@@ -67,6 +67,7 @@ def test_stats_reports_rows_size_and_the_last_day(manager: DatabaseManager) -> N
         "devices": 5,
         "cards": 2,
         "sessions": 3,
+        "http_exchanges": 0,
         "logs": 30,
         "test_runs": 1,
         "tests": 4,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
@@ -32,36 +31,21 @@ from cardlink.database import (
     run_migrations,
 )
 from cardlink.database.migrate import (
-    SCRIPT_LOCATION,
     get_head_revision,
     is_unversioned,
     stamp_head_if_unversioned,
 )
+from cardlink.database.schema_version import script_directory
 from conftest import forget_schema
+from revisions import HEAD, INITIAL, REVISIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEAD = get_head_revision()
-
-
-def _revisions() -> list[str]:
-    """Every shipped revision, oldest first, as Alembic's ScriptDirectory walks them."""
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    newest_first = ScriptDirectory.from_config(config).walk_revisions()
-    return [script.revision for script in newest_first][::-1]
-
-
-REVISIONS = _revisions()
-#: The revision just before the head (None when the head is the only one).
-BEFORE_HEAD = REVISIONS[-2] if len(REVISIONS) > 1 else None
 TABLES = ("devices", "cards", "sessions", "logs", "tests", "settings")
 
 
 def packaged_scripts() -> ScriptDirectory:
     """Alembic's view of the revisions shipped with the package."""
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    return ScriptDirectory.from_config(config)
+    return script_directory()
 
 
 @pytest.fixture
@@ -192,8 +176,9 @@ def test_upgrade_downgrade_to_base_and_upgrade_again(fresh: DatabaseManager) -> 
 
 def test_downgrade_by_steps_goes_back_one_revision(fresh: DatabaseManager) -> None:
     run_migrations(manager=fresh)
-    assert downgrade(steps=1, manager=fresh) == BEFORE_HEAD
-    assert get_current_revision(manager=fresh) == BEFORE_HEAD
+    before_head = REVISIONS[-2] if len(REVISIONS) > 1 else None
+    assert downgrade(steps=1, manager=fresh) == before_head
+    assert get_current_revision(manager=fresh) == before_head
 
 
 def test_migrate_on_an_up_to_date_database_keeps_every_row(fresh: DatabaseManager) -> None:
@@ -255,6 +240,7 @@ def test_an_unknown_target_revision_raises_migration_error(fresh: DatabaseManage
 
 
 def test_a_partial_revision_id_is_enough(fresh: DatabaseManager) -> None:
+    assert run_migrations(INITIAL[:6], manager=fresh) == INITIAL
     assert run_migrations(HEAD[:6], manager=fresh) == HEAD
 
 

@@ -266,7 +266,17 @@ def test_mysql_tables_use_a_binary_collation_however_created(
                 ).all()
             )
     assert collations == dict.fromkeys(
-        ("cards", "devices", "logs", "sessions", "settings", "test_runs", "tests"), "utf8mb4_bin"
+        (
+            "cards",
+            "devices",
+            "http_exchanges",
+            "logs",
+            "sessions",
+            "settings",
+            "test_runs",
+            "tests",
+        ),
+        "utf8mb4_bin",
     )
 
 
@@ -360,11 +370,11 @@ def test_deleting_a_device_leaves_its_test_results_without_it(manager: DatabaseM
 
 def test_values_that_do_not_fit_are_refused_naming_the_field(manager: DatabaseManager) -> None:
     with UnitOfWork(manager) as uow:
-        with pytest.raises(ValidationError, match=r"devices\.imei is 25 characters long"):
+        with pytest.raises(ValidationError, match=r"devices\.imei: 25 characters long"):
             uow.devices.create(Device(id="DEV", device_type=DeviceType.PHONE, imei="1" * 25))
-        with pytest.raises(ValidationError, match=r"devices\.device_type is required"):
+        with pytest.raises(ValidationError, match=r"devices\.device_type: required field"):
             uow.devices.create(Device(id="DEV2"))
-        with pytest.raises(ValidationError, match=r"devices\.is_active must be true or false"):
+        with pytest.raises(ValidationError, match=r"devices\.is_active: expected true or false"):
             uow.devices.create(Device(id="DEV3", device_type="phone", is_active="yes"))  # type: ignore[arg-type]
         uow.devices.create(Device(id="OK", device_type="phone"))
         uow.commit()

@@ -185,9 +185,10 @@ def test_the_key_version_and_key_id_are_stored_and_checked(manager: DatabaseMana
         assert (card.psk_key_version, card.psk_key_id) == (0x30, 1)
         assert uow.cards.export_profile(iccid_of(2))["psk_key_version"] == 255
         for field, value in (("psk_key_version", 256), ("psk_key_id", -1)):
-            with pytest.raises(ValidationError, match=rf"cards\.{field} must be between 0 and 255"):
-                CardProfile(iccid="8200", **{field: value})
-        with pytest.raises(ValidationError, match=r"cards\.psk_key_id must be an integer"):
+            expected = rf"cards\.{field}: {value} must be between 0 and 255"
+            with pytest.raises(ValidationError, match=expected):
+                uow.cards.create(CardProfile(iccid="8200", **{field: value}))
+        with pytest.raises(ValidationError, match=r"cards\.psk_key_id: expected an integer"):
             uow.cards.create(CardProfile(iccid="8201", psk_key_id="1"))  # type: ignore[arg-type]
     cards = Base.metadata.tables["cards"]
     row = {"created_at": text("CURRENT_TIMESTAMP"), "updated_at": text("CURRENT_TIMESTAMP")}

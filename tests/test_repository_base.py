@@ -13,7 +13,6 @@ from cardlink.database import (
     CardProfile,
     ConnectionError,
     DatabaseConfig,
-    DatabaseError,
     DatabaseManager,
     Device,
     DeviceType,
@@ -21,6 +20,7 @@ from cardlink.database import (
     IntegrityError,
     NotFoundError,
     OTASession,
+    SchemaOutOfDateError,
     UnitOfWork,
     ValidationError,
     get_emitter,
@@ -317,7 +317,7 @@ def test_a_database_without_tables_is_a_database_error_with_the_fix(
             uow.settings.get_all_settings,
         ):
             with pytest.raises(
-                DatabaseError, match=r"no CardLink tables yet.*create_tables"
+                SchemaOutOfDateError, match=r"cardlink-db init.*no tables yet"
             ) as caught:
                 call()
             assert not isinstance(caught.value, ConnectionError)
@@ -335,6 +335,8 @@ def test_the_exception_tree_is_importable_from_cardlink_database() -> None:
         "MigrationError",
         "ValidationError",
         "ConfigurationError",
+        "SchemaOutOfDateError",
+        "RetryableError",
     ):
         assert issubclass(getattr(api, name), api.DatabaseError), name
     assert issubclass(api.ValidationError, ValueError)

@@ -17,7 +17,7 @@ from cardlink.database import (
     UnitOfWork,
 )
 from conftest import _ensure_server_database, _reset_schema, backend_url
-from transfer_helpers import populate, snapshot, without_export_time
+from transfer_helpers import SESSION_ID, populate, snapshot, without_export_time
 
 
 def empty_server_database(backend: str, tmp_path) -> str:
@@ -63,7 +63,7 @@ def test_an_export_travels_sqlite_postgresql_mariadb_sqlite_and_comes_back_ident
                 with UnitOfWork(manager) as uow:
                     result = DataImporter(uow).import_data(documents[-1], format=export_format)
                     uow.commit()
-                assert result.created == 33 and result.skipped == 0
+                assert result.created == 35 and result.skipped == 0
             with UnitOfWork(manager) as uow:
                 documents.append(DataExporter(uow, page_size=4).export_all(export_format))
         stripped = [without_export_time(document) for document in documents]
@@ -73,6 +73,20 @@ def test_an_export_travels_sqlite_postgresql_mariadb_sqlite_and_comes_back_ident
         assert snapshot(managers[-1]) == snapshot(first)
         with UnitOfWork(managers[2]) as uow:
             assert uow.cards.get_psk_key("89011234567890123456") == b"my_secret_psk_key_16"
+        with UnitOfWork(managers[-1]) as uow:  # the SCP81 record made the whole trip
+            post, script = uow.exchanges.find_by_session(SESSION_ID)
+            assert ["X-Note", "café"] in post.headers and post.resume is True
+            assert (script.body_length, script.targeted_application) == (2**40, "A0000000180001")
+            session = uow.sessions.get_by_id(SESSION_ID)
+            assert (session.client_address, session.tls_alert_description) == (
+                "[2001:db8::7]:49152",
+                "close_notify",
+            )
+            assert session.agent_id == post.agent_id
+            assert [log.exchange_id for log in uow.logs.find_by_session(SESSION_ID)][:2] == [
+                script.id,
+                None,
+            ]
     finally:
         for manager in managers:
             manager.close()

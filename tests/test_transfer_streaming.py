@@ -40,6 +40,7 @@ def test_export_writes_each_page_to_the_stream_as_it_goes(manager):
         "devices": 3,
         "cards": 2,
         "sessions": 3,
+        "http_exchanges": 2,
         "logs": 6,
         "test_runs": 1,
         "tests": 2,
@@ -66,7 +67,7 @@ def test_the_page_size_does_not_change_the_document(manager):
     assert without_export_time(one_by_one) == without_export_time(whole)
     assert without_export_time(in_pages) == without_export_time(whole_yaml)
     lines = whole.splitlines()
-    assert sum(line.startswith('      {"id": ') for line in lines) == 14  # one row per line
+    assert sum(line.startswith('      {"id": ') for line in lines) == 16  # one row per line
 
 
 @sqlite_only
@@ -91,7 +92,7 @@ def test_the_json_reader_takes_any_layout_in_any_chunk_size(
     with UnitOfWork(manager) as uow:
         result = DataImporter(uow).import_stream(io.StringIO(text))
         uow.commit()
-    assert result.created == 23
+    assert result.created == 25
     assert snapshot(manager) == before
 
 
@@ -114,11 +115,12 @@ def test_tables_may_come_in_any_order_children_wait_for_their_parents(manager, a
         "tests",
         "test_runs",
         "logs",
+        "http_exchanges",
         "sessions",
         "cards",
         "devices",
     ]
-    assert result.created == 23
+    assert result.created == 25
     assert snapshot(manager) == before
 
 
@@ -135,10 +137,10 @@ def test_import_stream_reads_text_and_binary_files_and_reports_progress(manager,
         with path.open("rb") as binary:
             result = importer.import_stream(binary, progress=lambda *step: progress.append(step))
         with path.open(encoding="utf-8") as text:
-            assert importer.import_stream(text, dry_run=True).skipped == 23
+            assert importer.import_stream(text, dry_run=True).skipped == 25
         with (tmp_path / "bom.json").open("rb") as binary:
-            assert importer.import_stream(binary).skipped == 23
-    assert result.skipped == 23
+            assert importer.import_stream(binary).skipped == 25
+    assert result.skipped == 25
     assert progress[:3] == [("devices", 3), ("cards", 2), ("sessions", 3)]
     assert ("logs", 4) in progress and ("logs", 6) in progress and progress[-1] == ("settings", 6)
     with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match="not valid UTF-8"):

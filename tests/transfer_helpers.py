@@ -30,7 +30,11 @@ LATENCIES = (0.1, 12.345678901234567, 1e-7, 3.0, 2.5e300)
 
 
 def populate(manager: DatabaseManager) -> None:
-    """Rows in every table, with every column type and awkward values."""
+    """Rows in every table, with every column type and awkward values.
+
+    The completed session also has its TLS side, two HTTP exchanges (one carries its
+    first log) and so an agent id.
+    """
     with UnitOfWork(manager) as uow:
         uow.devices.create(
             Device(
@@ -77,11 +81,37 @@ def populate(manager: DatabaseManager) -> None:
         uow.sessions.complete_session(
             session.id, at=T0 + timedelta(milliseconds=1234, microseconds=5)
         )
+        uow.sessions.set_tls_info(
+            session.id,
+            tls_version="TLSv1.2",
+            client_address="[2001:db8::7]:49152",
+            handshake_ms=38,
+            tls_alert=0,
+            close_reason="close_notify ✓",
+        )
+        post = uow.exchanges.record_http(
+            session.id,
+            "POST /server/adminagent?cmd=1 HTTP/1.1\r\nHost: 10.10.10.10\r\n"
+            "X-Admin-Protocol: globalplatform-remote-admin/1.0\r\n"
+            "X-Admin-From: //se-id/eid/1234;//aa-id/aid/A000000151/000000\r\n"
+            "X-Admin-Resume: true\r\nX-Note: caf\xe9\r\nContent-Length: 0\r\n\r\n",
+            timestamp=T0 + timedelta(microseconds=1),
+        )
+        script = uow.exchanges.record_http(
+            session.id,
+            "HTTP/1.1 200 OK\nX-Admin-Protocol: globalplatform-remote-admin/1.0\n"
+            "X-Admin-Next-URI: /server/adminagent?cmd=2\n"
+            "X-Admin-Targeted-Application: //aid/A000000018/0001\n"
+            "Content-Type: application/vnd.globalplatform.card-content-mgt;version=1.0\n",
+            body_length=2**40,
+            timestamp=T0 + timedelta(microseconds=2),
+        )
+        assert post.resume and script.command_session == 1
         failed = uow.sessions.create_session(device_id="alpha", card_iccid="8901")
         uow.sessions.fail_session(failed.id, error_code="E042", message="TLS alert 40", at=T0)
         uow.sessions.create_session()
         for index, latency in enumerate(LATENCIES):
-            uow.logs.add_log(
+            log = uow.logs.add_log(
                 session_id=session.id,
                 direction=CommDirection.COMMAND if index % 2 == 0 else CommDirection.RESPONSE,
                 raw_data="00A4040008A000000151000000"
@@ -93,6 +123,8 @@ def populate(manager: DatabaseManager) -> None:
                 latency_ms=latency,
                 timestamp=T0 + timedelta(microseconds=index * 7),
             )
+            if index == 0:
+                log.exchange_id = script.id  # the APDU the script carried
         uow.logs.add_log_batch([(failed.id, "response", "6A82", None, "6A82", "File not found")])
         uow.tests.create_result(
             "run-1",

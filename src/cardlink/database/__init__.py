@@ -16,6 +16,8 @@ from .exceptions import (
     IntegrityError,
     MigrationError,
     NotFoundError,
+    RetryableError,
+    SchemaOutOfDateError,
     ValidationError,
 )
 from .keystore import PSKKeyStore
@@ -29,6 +31,7 @@ from .models import (
     CommLog,
     Device,
     DeviceType,
+    HttpExchange,
     OTASession,
     SessionStatus,
     Setting,
@@ -41,6 +44,7 @@ from .repositories import (
     BaseRepository,
     CardRepository,
     DeviceRepository,
+    ExchangeRepository,
     LogRepository,
     Page,
     SessionRepository,
@@ -49,6 +53,7 @@ from .repositories import (
 )
 from .repositories.card_keys import rotate_psk_keys
 from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
+from .timeline import TimelineEntry
 from .transfer import (
     TABLE_NAMES,
     ConflictMode,
@@ -72,7 +77,7 @@ _MIGRATION_NAMES = frozenset(
 def __getattr__(name: str) -> Any:
     """The migration API, imported when first asked for (``from cardlink.database import ...``)."""
     if name in _MIGRATION_NAMES:
-        from . import migrate
+        from . import migrate  # Alembic: a sixth of the CLI's start-up, loaded on first use
 
         value = getattr(migrate, name)
         globals()[name] = value
@@ -113,8 +118,10 @@ __all__ = [
     "EncryptionError",
     "EventEmitter",
     "EventType",
+    "ExchangeRepository",
     "ExportFormat",
     "HttpDirection",
+    "HttpExchange",
     "HttpHead",
     "ImportResult",
     "IntegrityError",
@@ -125,6 +132,8 @@ __all__ = [
     "PSKKeyStore",
     "Page",
     "PurgeResult",
+    "RetryableError",
+    "SchemaOutOfDateError",
     "ScriptStatus",
     "SessionRepository",
     "SessionStatus",
@@ -134,6 +143,7 @@ __all__ = [
     "TestResult",
     "TestRun",
     "TestStatus",
+    "TimelineEntry",
     "UnitOfWork",
     "ValidationError",
     "decode_apdu",

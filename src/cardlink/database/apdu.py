@@ -17,6 +17,7 @@ import binascii
 from dataclasses import dataclass
 
 from .exceptions import ValidationError
+from .status_words import normalize_status_word
 
 
 @dataclass(frozen=True)
@@ -362,8 +363,6 @@ _BY_SW1: dict[str, str] = {
     "98": "security or access error",
 }
 
-_HEX_DIGITS = frozenset("0123456789ABCDEF")
-
 
 def describe_status_word(status_word: str) -> str | None:
     """The meaning of a status word (four hex digits, any case), or None if none is known.
@@ -373,12 +372,10 @@ def describe_status_word(status_word: str) -> str | None:
     left, ``92 0x`` the internal retries. Text that is not four hex digits is a
     ValidationError.
     """
-    if not isinstance(status_word, str):
-        kind = type(status_word).__name__
-        raise ValidationError(f"status word must be text like '9000', got {kind}")
-    word = status_word.replace(" ", "").upper()
-    if len(word) != 4 or not _HEX_DIGITS.issuperset(word):
-        raise ValidationError(f"status word must be four hex digits, got {status_word[:16]!r}")
+    try:
+        word = normalize_status_word(status_word)
+    except ValueError as error:
+        raise ValidationError(f"status word {error}") from None
     known = _STATUS_WORDS.get(word)
     if known:
         return known

@@ -1,125 +1,44 @@
-"""Bulk INSERT of many rows with values converted once, straight to the driver's form.
+"""Bulk INSERT of rows already in the driver's form: one ``executemany``, or ``COPY`` on PostgreSQL.
 
 SQLAlchemy's ``connection.execute(table.insert(), rows)`` runs every value of every
 row through the column types' bind processors and builds a parameter dict per row;
-for imports of millions of rows that costs several times the database's own work.
-``insert_rows`` converts each column with one small function chosen per column
-type, then hands the driver a single ``executemany`` (a ``COPY`` on PostgreSQL),
-on the caller's connection and in its transaction. Values are stored exactly as
-the column types store them (UUID hex or native, naive UTC timestamps with
-microseconds, enum values). Tables with JSON columns, or an unknown driver, take
-SQLAlchemy's path.
+for log batches and imports of millions of rows that costs several times the
+database's own work. ``cardlink.database.codec`` checks and converts whole columns
+once; this module hands the driver the resulting records, on the caller's
+connection and in its transaction.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
-from operator import itemgetter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Enum, Float, Integer, String, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from .driver import wrapped_error
-from .types import GUID, UTCDateTime, naive_utc, to_uuid
-
-Convert = Callable[[Any], Any]
-_UTC = timezone.utc
-_combine = datetime.combine
 
 
-def _text_time(value: datetime | None) -> str | None:
-    """Naive UTC text with microseconds: what SQLite stores (SQLAlchemy's DATETIME writes
-    this), and what MySQL's DATETIME(6) reads faster than PyMySQL escapes a datetime."""
-    if value is None:
-        return None
-    if value.__class__ is datetime and value.tzinfo is _UTC:  # naive formats 40% faster
-        return _combine(value, value.time()).isoformat(" ", "microseconds")
-    return naive_utc(value).isoformat(" ", "microseconds")
+def write_records(
+    connection: Connection,
+    driver: str,
+    table: Table,
+    names: Sequence[str],
+    records: list[tuple[Any, ...]],
+) -> None:
+    """INSERT ``records`` (values in ``names`` order, in the driver's form) into ``table``.
 
-
-def _server_time(value: datetime | None) -> datetime | None:
-    return None if value is None else naive_utc(value)
-
-
-def _remembering_last(convert: Convert) -> Convert:
-    """``convert`` that reuses its last result for the same object (rows share UUIDs, times)."""
-    last: tuple[Any, Any] = (None, None)
-
-    def convert_value(value: Any) -> Any:
-        nonlocal last
-        seen, found = last
-        if value is seen and value is not None:
-            return found
-        found = convert(value)
-        last = (value, found)
-        return found
-
-    return convert_value
-
-
-def _converter(column_type: Any, dialect_name: str) -> Convert | bool | None:
-    """The conversion for one column: a function, None (value as is), or False (unsupported)."""
-    if isinstance(column_type, GUID):
-        if dialect_name == "postgresql":
-            return lambda value: None if value is None else to_uuid(value)
-        return _remembering_last(lambda value: None if value is None else to_uuid(value).hex)
-    if isinstance(column_type, UTCDateTime):
-        text_time = dialect_name in ("sqlite", "mysql")
-        return _remembering_last(_text_time if text_time else _server_time)
-    if isinstance(column_type, JSON):
-        return False
-    if isinstance(column_type, Enum):
-        return lambda value: (
-            None if value is None else str(value.value) if isinstance(value, enum.Enum) else value
-        )
-    if isinstance(column_type, String | Integer | Float | Boolean):
-        return None
-    return False
-
-
-def _driver(connection: Connection) -> str | None:
-    """'sqlite', 'mysql' or 'postgresql' when the fast path knows the driver, else None."""
-    dialect = connection.dialect
-    if dialect.name == "sqlite" and dialect.driver == "pysqlite":
-        return "sqlite"
-    if dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql":
-        return "mysql"
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        return "postgresql"
-    return None
-
-
-def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (dicts of model values, all with the same keys) into ``table``."""
-    if not rows:
-        return
-    names = list(rows[0])
-    driver = _driver(connection)
-    converters = [_converter(table.c[name].type, driver or "") for name in names]
-    if driver is None or any(convert is False for convert in converters):
-        connection.execute(table.insert(), rows)
-        return
-    steps = [(index, convert) for index, convert in enumerate(converters) if convert]
-    pick = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    values = []
-    for row in rows:
-        record = list(pick(row))
-        for index, convert in steps:
-            record[index] = convert(record[index])  # type: ignore[operator]
-        values.append(record)
+    ``driver`` is ``"postgresql"`` (psycopg COPY), ``"sqlite"`` or ``"mysql"``.
+    """
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
     if driver == "postgresql":
-        copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", values)
+        copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", records)
         return
     mark = "?" if driver == "sqlite" else "%s"
     marks = ", ".join([mark] * len(names))
     connection.exec_driver_sql(
-        f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})",
-        [tuple(record) for record in values],
+        f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})", records
     )
 
 
@@ -137,4 +56,4 @@ def copy_rows(connection: Connection, sql: str, records: Iterable[Sequence[Any]]
         raise wrapped_error(connection, sql, None, error) from error
 
 
-__all__ = ["copy_rows", "insert_rows"]
+__all__ = ["copy_rows", "write_records"]

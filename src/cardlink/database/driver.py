@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from ._sa_internals import connection_may_have_listeners
+
 Description = Sequence[Sequence[Any]]
 
 
@@ -59,8 +61,8 @@ def statements_observed(connection: Connection) -> bool:
     ):
         return True
     # Listeners on this one connection (or the Connection class) set the flag SQLAlchemy
-    # itself checks; looking into the connection's own listeners costs more.
-    if getattr(connection, "_has_events", True):
+    # itself checks, so its own listeners are looked into only when there may be some.
+    if connection_may_have_listeners(connection):
         events = connection.dispatch
         return bool(events.before_cursor_execute or events.after_cursor_execute)
     return False

@@ -36,16 +36,21 @@ class EventType(LabelledEnum):
     CARD_UPDATED = "card.updated"
     #: ``cards.delete``/``delete_by_id``.
     CARD_DELETED = "card.deleted"
-    #: ``sessions.create``/``create_session``.
+    #: ``sessions.create``/``create_session``/``record_handshake_failure``.
     SESSION_CREATED = "session.created"
-    #: ``sessions.update``, ``start_session``, ``set_tls_info``.
+    #: ``sessions.update``, ``start_session``, ``set_tls_info``, a new agent id from
+    #: ``exchanges.record_http``.
     SESSION_UPDATED = "session.updated"
     #: ``sessions.complete_session``.
     SESSION_COMPLETED = "session.completed"
-    #: ``sessions.fail_session`` and ``timeout_session`` (``data["status"]`` tells which).
+    #: ``sessions.fail_session``, ``timeout_session`` (``data["status"]`` tells which) and
+    #: ``record_handshake_failure`` (after its ``SESSION_CREATED``).
     SESSION_FAILED = "session.failed"
     #: ``sessions.delete``/``delete_by_id``.
     SESSION_DELETED = "session.deleted"
+    #: ``exchanges.record_http``: one HTTP head of an SCP81 session (its ``X-Admin-From``,
+    #: when new, also gives a ``SESSION_UPDATED`` of the session's ``agent_id``).
+    EXCHANGE_CREATED = "exchange.created"
     #: ``logs.add_log``/``create``: one APDU.
     LOG_CREATED = "log.created"
     #: A buffered ``add_log_batch`` written (on ``flush_batch`` or commit): one event per batch,

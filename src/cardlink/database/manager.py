@@ -26,6 +26,7 @@ from .exceptions import (
     translated_errors,
 )
 from .models import Base
+from .schema_version import VERSION_TABLE, stamp_head, stamp_head_if_unversioned
 from .sqlite_locking import write_transactions
 
 logger = logging.getLogger(__name__)
@@ -121,11 +122,9 @@ class DatabaseManager:
 
     def create_tables(self) -> None:
         """Create every table and index that does not exist yet, and record the schema revision."""
-        from .migrate import stamp_head_if_unversioned  # migrate imports this module
-
         with translated_errors():
             Base.metadata.create_all(self.engine)
-        stamp_head_if_unversioned(self)
+        stamp_head_if_unversioned(self.engine)
 
     def recreate_tables(self) -> None:
         """Drop and create every CardLink table (all rows are lost), then record the revision.
@@ -134,14 +133,12 @@ class DatabaseManager:
         leaves the old tables and rows in place; MariaDB commits each DDL statement,
         which is why foreign tables that would block a DROP are looked for first.
         """
-        from .migrate import stamp_head_if_unversioned  # migrate imports this module
-
         with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
             Base.metadata.create_all(connection)
-        stamp_head_if_unversioned(self)
+            stamp_head(connection)
 
     def drop_tables(self) -> None:
         """Drop every CardLink table (and the migration version table), in one transaction.
@@ -153,7 +150,7 @@ class DatabaseManager:
         with translated_errors(), write_transactions(), self.engine.begin() as connection:
             _refuse_foreign_references(connection)
             Base.metadata.drop_all(connection)
-            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            connection.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
 
     # -- maintenance -------------------------------------------------------------
 
@@ -278,7 +275,7 @@ def _refuse_foreign_references(connection: Connection) -> None:
     ours = set(Base.metadata.tables)
     inspector = inspect(connection)
     blockers = []
-    for name in sorted(set(inspector.get_table_names()) - ours - {"alembic_version"}):
+    for name in sorted(set(inspector.get_table_names()) - ours - {VERSION_TABLE}):
         for foreign_key in inspector.get_foreign_keys(name):
             if foreign_key.get("referred_table") in ours:
                 blockers.append(f"{name} -> {foreign_key['referred_table']}")

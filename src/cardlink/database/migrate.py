@@ -23,23 +23,22 @@ from typing import Any, TextIO
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import JSON, Connection, inspect
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import schema_version
 from .config import DatabaseConfig
 from .exceptions import DatabaseError, MigrationError, translated_errors
 from .manager import DatabaseManager
 from .models import Base
+from .schema_version import SCRIPT_LOCATION, VERSION_TABLE
 from .sqlite_locking import write_transactions
 from .types import GUID, UTCDateTime
 
-#: Where the Alembic environment lives, as a package resource (works from a wheel).
-SCRIPT_LOCATION = "cardlink.database:migrations"
-VERSION_TABLE = "alembic_version"
 #: Alembic keeps the running environment in module globals: one command at a time per process.
 _ALEMBIC_LOCK = threading.RLock()
 
@@ -155,10 +154,7 @@ def get_pending_revisions(
 
 def get_head_revision(*, script_location: str | None = None) -> str:
     """The newest revision shipped with this package."""
-    config = Config()
-    config.set_main_option("script_location", script_location or SCRIPT_LOCATION)
-    heads = ScriptDirectory.from_config(config).get_heads()
-    return ", ".join(heads)
+    return ", ".join(schema_version.script_directory(script_location).get_heads())
 
 
 @dataclass(frozen=True)
@@ -224,18 +220,7 @@ def is_unversioned(manager: DatabaseManager) -> bool:
 
 def stamp_head_if_unversioned(manager: DatabaseManager) -> bool:
     """Record the head revision if none is recorded yet (after ``create_all``); True if stamped."""
-    with _connection(manager) as connection:
-        if _current_heads(connection):
-            return False
-    alembic_config = _alembic_config(manager, None)
-    try:
-        _run_command(command.stamp, alembic_config, "head")
-    except MigrationError:
-        with _connection(manager) as connection:
-            if _current_heads(connection):  # another process stamped it meanwhile
-                return False
-        raise
-    return True
+    return schema_version.stamp_head_if_unversioned(manager.engine)
 
 
 # -- internals -------------------------------------------------------------------------
@@ -271,10 +256,10 @@ def _connection(manager: DatabaseManager) -> Iterator[Connection]:
 
 
 def _current_heads(connection: Connection) -> tuple[str, ...]:
+    heads = schema_version.current_heads(connection)
     with translated_errors():
-        heads = MigrationContext.configure(connection).get_current_heads()
         connection.rollback()
-    return tuple(heads)
+    return heads
 
 
 def _refuse_unversioned(connection: Connection) -> None:
@@ -417,7 +402,7 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if isinstance(obj, GUID):
         return "sa.Uuid()"
     if isinstance(obj, JSON):
-        if "postgresql" not in obj._variant_mapping:
+        if not isinstance(obj.dialect_impl(postgresql.dialect()), postgresql.JSONB):
             return f"sa.JSON(none_as_null={obj.none_as_null!r})"
         autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
         return (

@@ -15,6 +15,7 @@ from typing import IO, Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from .codec import JSON_MAX_DEPTH
 from .exceptions import ValidationError
 from .types import SAFE_YAML_LOADER
 
@@ -30,6 +31,10 @@ def load_yaml(source: str | bytes | IO[str], *, what: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as error:
         raise ValidationError(f"{what}: malformed YAML{_where(error)}: {_problem(error)}") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ValidationError(
+            f"{what}: YAML nested too deeply (JSON columns take at most {JSON_MAX_DEPTH} levels)"
+        ) from None
     finally:
         loader.dispose()
 

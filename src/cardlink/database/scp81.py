@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,3 +269,28 @@ class CommandSessions:
             self.targeted_application = head.targeted_application
             self.content_type = head.content_type
         return self.number
+
+
+def tls_alert(alert: int | tuple[int, str]) -> tuple[int, str | None]:
+    """A TLS alert as (number, description): ``115`` gives ``(115, 'unknown_psk_identity')``.
+
+    The description is the RFC name the ``ssl`` module knows for the number (None for
+    one it does not); ``(number, description)`` gives your own. The number is 0..255.
+    """
+    if isinstance(alert, tuple) and len(alert) == 2:
+        number, description = alert
+    else:
+        number, description = alert, None
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 255:
+        raise ValidationError(f"tls_alert must be an alert number 0..255, got {number!r}")
+    if description is not None and not isinstance(description, str):
+        raise ValidationError(
+            f"tls_alert description must be text, got {type(description).__name__}"
+        )
+    if description is None:
+        try:
+            name = ssl.AlertDescription(number).name
+        except ValueError:
+            return number, None
+        description = name.removeprefix("ALERT_DESCRIPTION_").lower()
+    return number, description

@@ -21,6 +21,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import and_, not_, or_
+
 #: (class, prefix) pairs; the first matching prefix decides. Prefixes are upper-case hex.
 STATUS_WORD_CLASSES: tuple[tuple[str, str], ...] = (
     ("success", "9000"),
@@ -55,8 +57,6 @@ def classify(status_word: str) -> StatusClass:
 
 def error_condition(column: Any) -> Any:
     """SQL condition on a status-word column that is true exactly for the *error* class."""
-    from sqlalchemy import and_, not_, or_
-
     decided: list[Any] = []
     error_words: list[Any] = []
     for status_class, prefix in STATUS_WORD_CLASSES:
@@ -65,3 +65,27 @@ def error_condition(column: Any) -> Any:
             error_words.append(and_(matches, *(not_(earlier) for earlier in decided)))
         decided.append(matches)
     return or_(*error_words, and_(*(not_(match) for match in decided)))
+
+
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+
+
+def normalize_status_word(status_word: Any) -> str:
+    """The stored form of a status word: four upper-case hex digits (``"90 00"`` -> ``"9000"``).
+
+    Raises ``ValueError`` for anything else; the codec names the field.
+    """
+    if not isinstance(status_word, str):
+        raise ValueError(f"must be text like '9000', got {type(status_word).__name__}")
+    word = status_word.replace(" ", "").upper()
+    if len(word) != 4 or not _HEX_DIGITS.issuperset(word):
+        raise ValueError(f"must be four hex digits like '9000', got {status_word[:16]!r}")
+    return word
+
+
+def derive_status_word(raw_response: str | None) -> str | None:
+    """SW1 SW2, the last two bytes of a response APDU, or None when it does not end in them."""
+    if not raw_response:
+        return None
+    tail = raw_response.replace(" ", "")[-4:].upper()
+    return tail if len(tail) == 4 and _HEX_DIGITS.issuperset(tail) else None

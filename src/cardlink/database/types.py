@@ -17,9 +17,11 @@ from typing import Any
 
 import yaml
 from sqlalchemy import JSON, DateTime, Dialect, String, TypeDecorator, Uuid
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.ext.mutable import Mutable
 
+from ._sa_internals import uuid_from_hex
 from .exceptions import ValidationError
 
 #: YAML's safe loader (never builds Python objects), in its C version when libyaml is there.
@@ -30,17 +32,22 @@ def to_utc(value: datetime) -> datetime:
     """Aware UTC ``datetime`` for ``value``; naive values count as local time."""
     if not isinstance(value, datetime):
         raise ValidationError(f"expected a datetime, got {type(value).__name__}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValidationError(
+            f"{value.isoformat()} is out of range: timestamps lie between "
+            "0001-01-01 and 9999-12-31 in UTC"
+        ) from None
 
 
-def naive_utc(value: datetime) -> datetime:
-    """The naive UTC form timestamps are stored in; naive input counts as local time.
+def naive_utc_text(value: datetime) -> str:
+    """A UTC ``datetime`` as naive text with microseconds (``2024-05-06 07:08:09.123456``).
 
-    ``combine`` is several times faster than ``replace(tzinfo=None)`` on bulk paths.
+    The one place this form is written: it is how SQLite stores a timestamp, and what
+    MySQL's DATETIME(6) reads without PyMySQL escaping a ``datetime`` (bulk writes).
     """
-    if value.__class__ is not datetime or value.tzinfo is not timezone.utc:
-        value = to_utc(value)  # refuses a non-datetime
-    return datetime.combine(value, value.time())
+    return datetime.combine(value, value.time()).isoformat(" ", "microseconds")
 
 
 def utcnow() -> datetime:
@@ -48,9 +55,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_SQLITE_FORMAT = (
-    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-)
+_PROBE = datetime(2001, 2, 3, 4, 5, 6, 7)
+
+
+def stores_iso_text(impl: Any, dialect: Dialect) -> bool:
+    """Whether ``impl`` (a dialect's ``DateTime``) stores a datetime as the text
+    ``isoformat(" ", "microseconds")`` gives, as SQLite's does by default."""
+    processor = impl.bind_processor(dialect)
+    return processor is not None and processor(_PROBE) == _PROBE.isoformat(" ", "microseconds")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -79,8 +91,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Dialect) -> Any:
         """``process_bind_param`` and the dialect's own step fused (bulk writes bind millions)."""
         impl_processor = self.impl_instance.bind_processor(dialect)
-        # SQLite stores text; its default format is exactly isoformat(" ", "microseconds").
-        as_text = getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT
+        as_text = stores_iso_text(self.impl_instance, dialect)  # SQLite
         combine, utc = datetime.combine, timezone.utc
 
         def process(value: Any) -> Any:
@@ -88,9 +99,9 @@ class UTCDateTime(TypeDecorator[datetime]):
                 return None
             if value.__class__ is not datetime or value.tzinfo is not utc:
                 value = to_utc(value)  # refuses a non-datetime; naive means local time
-            naive = combine(value, value.time())
             if as_text:
-                return naive.isoformat(" ", "microseconds")
+                return naive_utc_text(value)
+            naive = combine(value, value.time())
             return impl_processor(naive) if impl_processor is not None else naive
 
         return process
@@ -99,7 +110,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         """One fused step per value (read paths load millions of timestamps)."""
         impl_processor = self.impl_instance.result_processor(dialect, coltype)
         combine, utc = datetime.combine, timezone.utc
-        if getattr(self.impl_instance, "_storage_format", None) == _SQLITE_FORMAT:
+        if stores_iso_text(self.impl_instance, dialect):
             fromisoformat = datetime.fromisoformat
 
             def parse(value: Any) -> datetime | None:  # SQLite stores text
@@ -131,7 +142,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         per-value processor. ``None``: the dialect returns datetimes already.
         """
         for_dialect: Any = self.dialect_impl(dialect)
-        if getattr(for_dialect.impl_instance, "_storage_format", None) != _SQLITE_FORMAT:
+        if not stores_iso_text(for_dialect.impl_instance, dialect):
             return None
         one_by_one: Any = for_dialect.result_processor(dialect, None)
         fromisoformat, utc_offset = datetime.fromisoformat, repeat("+00:00")
@@ -146,7 +157,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def _as_utc(value: datetime) -> datetime:
-    """A naive UTC ``datetime`` made aware; ``combine`` is ~4x faster than ``replace(tzinfo=)``."""
+    """A naive UTC ``datetime`` made aware (``combine``: no keyword handling per value)."""
     return datetime.combine(value, value.time(), timezone.utc)
 
 
@@ -192,22 +203,6 @@ class GUID(TypeDecorator[uuid.UUID]):
             return found
 
         return process
-
-
-_new_uuid = uuid.UUID.__new__
-_set_slot = object.__setattr__
-_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
-
-
-def uuid_from_hex(text: str) -> uuid.UUID:
-    """``uuid.UUID(hex=text)`` for 32 hex digits, without re-checking the form (twice as fast).
-
-    What ``UUID.__init__`` does after its checks; a non-hex digit still raises ``ValueError``.
-    """
-    value = _new_uuid(uuid.UUID)
-    _set_slot(value, "int", int(text, 16))
-    _set_slot(value, "is_safe", _UNKNOWN_SAFETY)
-    return value
 
 
 def _json_type() -> Any:
@@ -382,10 +377,8 @@ class LabelledEnum(str, enum.Enum):
 
 def enum_column(enum_class: type[enum.Enum]) -> Any:
     """Enum stored as its value in a VARCHAR, so all backends agree and new members need no DDL."""
-    from sqlalchemy import Enum
-
     longest = max(len(str(member.value)) for member in enum_class)
-    return Enum(
+    return SAEnum(
         enum_class,
         native_enum=False,
         create_constraint=False,
@@ -405,7 +398,7 @@ __all__ = [
     "UTCDateTime",
     "enum_column",
     "json_safe",
-    "naive_utc",
+    "naive_utc_text",
     "to_plain",
     "to_utc",
     "to_uuid",

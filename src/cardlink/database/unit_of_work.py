@@ -1,4 +1,4 @@
-"""UnitOfWork: one transaction, the six repositories over it, and the events it will publish.
+"""UnitOfWork: one transaction, its repositories, and the events it will publish.
 
 Nothing is written unless ``commit()`` is called; leaving the ``with`` block by an
 exception, or without committing, rolls back. Events recorded by the repositories
@@ -16,19 +16,20 @@ from sqlalchemy.orm import Session
 
 from .events import DatabaseEvent, EventEmitter, EventType, error_event, get_emitter
 from .exceptions import ConnectionError, DatabaseError, ValidationError, translated_errors
+from .repositories import (
+    CardRepository,
+    DeviceRepository,
+    ExchangeRepository,
+    LogRepository,
+    SessionRepository,
+    SettingRepository,
+    TestRepository,
+)
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .manager import DatabaseManager
-    from .repositories import (
-        CardRepository,
-        DeviceRepository,
-        LogRepository,
-        SessionRepository,
-        SettingRepository,
-        TestRepository,
-    )
 
 
 class UnitOfWork:
@@ -52,38 +53,30 @@ class UnitOfWork:
 
     @cached_property
     def devices(self) -> DeviceRepository:
-        from .repositories import DeviceRepository
-
         return DeviceRepository(self)
 
     @cached_property
     def cards(self) -> CardRepository:
-        from .repositories import CardRepository
-
         return CardRepository(self)
 
     @cached_property
     def sessions(self) -> SessionRepository:
-        from .repositories import SessionRepository
-
         return SessionRepository(self)
 
     @cached_property
-    def logs(self) -> LogRepository:
-        from .repositories import LogRepository
+    def exchanges(self) -> ExchangeRepository:
+        return ExchangeRepository(self)
 
+    @cached_property
+    def logs(self) -> LogRepository:
         return LogRepository(self)
 
     @cached_property
     def tests(self) -> TestRepository:
-        from .repositories import TestRepository
-
         return TestRepository(self)
 
     @cached_property
     def settings(self) -> SettingRepository:
-        from .repositories import SettingRepository
-
         return SettingRepository(self)
 
     # -- events ------------------------------------------------------------------

@@ -31,6 +31,8 @@ from ..exceptions import (
     DatabaseNotFoundError,
     EncryptionError,
     MigrationError,
+    RetryableError,
+    SchemaOutOfDateError,
     ValidationError,
     translate_dbapi_error,
 )
@@ -73,8 +75,8 @@ def describe(error: BaseException) -> str:
         return f"{text} (hint: `cardlink-db status` shows the current revision)"
     if isinstance(error, EncryptionError):
         return f"{text} (hint: set CARDLINK_ENCRYPTION_KEY to the key the data was written with)"
-    if isinstance(error, ValidationError):
-        return text
+    if isinstance(error, (ValidationError, SchemaOutOfDateError, RetryableError)):
+        return text  # their message already says what to do
     if isinstance(error, DatabaseError):
         return f"{text} (hint: run with --debug for details)"
     if isinstance(error, EOFError | zlib.error | gzip.BadGzipFile):

@@ -70,7 +70,7 @@ class RowProgress:
         self._progress.update(self._task, completed=done, description=description)
 
     def _start(self) -> None:
-        from rich.progress import MofNCompleteColumn
+        from rich.progress import MofNCompleteColumn  # rich: slow to import, only for a bar
 
         total = sum(self._totals.values()) or None
         self._progress = _rich_progress(MofNCompleteColumn())
@@ -123,7 +123,7 @@ class ByteProgress(RowProgress):
             self._progress.update(self._task, description=description)
 
     def _start(self) -> None:
-        from rich.progress import DownloadColumn
+        from rich.progress import DownloadColumn  # rich, as above
 
         self._progress = _rich_progress(DownloadColumn())
         self._progress.start()
@@ -132,8 +132,8 @@ class ByteProgress(RowProgress):
 
 def _rich_progress(counter: ProgressColumn) -> Progress:
     """A transient bar on stderr: description, bar, ``counter``, elapsed time and ETA."""
-    from rich.console import Console
-    from rich.progress import (
+    from rich.console import Console  # rich, as above
+    from rich.progress import (  # rich, as above
         BarColumn,
         Progress,
         TextColumn,
@@ -160,7 +160,7 @@ def working(message: str) -> Iterator[None]:
     if not stderr_is_terminal():
         yield
         return
-    from rich.console import Console
+    from rich.console import Console  # rich: slow to import, only on a terminal
 
     with Console(stderr=True, force_terminal=True).status(message):
         yield

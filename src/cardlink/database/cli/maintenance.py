@@ -98,7 +98,7 @@ def stats(state: CliState, as_json: bool) -> None:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
     from rich.console import Console  # only here: importing rich slows every command's start
-    from rich.table import Table
+    from rich.table import Table  # rich, as above
 
     table = Table(title="Database Statistics")
     table.add_column("Table")

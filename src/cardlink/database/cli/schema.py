@@ -72,7 +72,7 @@ def migrate(state: CliState, revision: str, dry_run: bool) -> None:
       cardlink-db migrate --revision ae1234
       cardlink-db migrate --dry-run
     """
-    from ..migrate import get_current_revision, get_pending_revisions, run_migrations
+    from ..migrate import get_current_revision, get_pending_revisions, run_migrations  # Alembic
 
     if revision == "base" or revision.startswith("-"):
         fail(f"migrate only upgrades; to go back run `cardlink-db downgrade --revision {revision}`")
@@ -113,8 +113,8 @@ def downgrade(state: CliState, revision: str, yes: bool) -> None:
       cardlink-db downgrade --revision -1
       cardlink-db downgrade --revision base --yes
     """
-    from ..migrate import downgrade as run_downgrade
-    from ..migrate import get_current_revision
+    from ..migrate import downgrade as run_downgrade  # Alembic: only when used
+    from ..migrate import get_current_revision  # Alembic, as above
 
     with state.manager(tables=True) as manager:
         before = get_current_revision(manager=manager)
@@ -144,7 +144,7 @@ def stamp(state: CliState, revision: str) -> None:
     Example:
       cardlink-db stamp head
     """
-    from ..migrate import stamp as run_stamp
+    from ..migrate import stamp as run_stamp  # Alembic: only when used
 
     # Stamping a database without the tables would claim a schema it does not have.
     with state.manager(tables=revision != "base") as manager:
@@ -161,7 +161,7 @@ def current(state: CliState) -> None:
     Example:
       cardlink-db current
     """
-    from ..migrate import get_current_revision, get_head_revision
+    from ..migrate import get_current_revision, get_head_revision  # Alembic: only when used
 
     with state.manager() as manager:
         revision = get_current_revision(manager=manager)
@@ -178,7 +178,7 @@ def history() -> None:
     Example:
       cardlink-db history
     """
-    from ..migrate import get_history
+    from ..migrate import get_history  # Alembic: only when used
 
     for entry in get_history():
         mark = " (head)" if entry.is_head else ""
@@ -212,7 +212,7 @@ def status(state: CliState, verbose: bool, as_json: bool) -> None:
       cardlink-db status --verbose
       cardlink-db status --json
     """
-    from ..migrate import (
+    from ..migrate import (  # Alembic: only when used
         get_current_revision,
         get_head_revision,
         get_pending_revisions,

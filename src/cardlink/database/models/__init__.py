@@ -4,6 +4,7 @@ from .base import NAMING_CONVENTION, Base, TimestampMixin
 from .card import CardProfile
 from .device import Device
 from .enums import CardType, CommDirection, DeviceType, SessionStatus, TestStatus
+from .exchange import HttpExchange
 from .log import CommLog
 from .session import OTASession
 from .setting import Setting
@@ -19,6 +20,7 @@ __all__ = [
     "CommLog",
     "Device",
     "DeviceType",
+    "HttpExchange",
     "OTASession",
     "SessionStatus",
     "Setting",

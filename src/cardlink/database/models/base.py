@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import enum
-import json
-import math
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    event,
-    inspect,
-)
+from sqlalchemy import Enum as EnumType
+from sqlalchemy import MetaData, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, Session, mapped_column
 
+from ..codec import FieldError, codec_for, enum_rule
 from ..exceptions import ValidationError
 from ..types import GUID, UTCDateTime, to_plain, to_uuid, utcnow
 
@@ -70,61 +60,14 @@ class TimestampMixin:
     )
 
 
-def check_value(entity_name: str, column: Any, value: Any) -> Any:
-    """Refuse a value that does not fit ``column``, naming the field; returns it unchanged."""
-    field = f"{entity_name}.{column.key}"
+def check_value(column: Any, value: Any) -> Any:
+    """The accepted form of ``value`` for ``column`` (the codec's rule); ValidationError naming
+    the field, also for a missing required value."""
     if value is None:
         if not column.nullable and column.default is None and not column.primary_key:
-            raise ValidationError(f"{field} is required")
-        return value
-    column_type = column.type
-    python_type: type | None
-    try:
-        python_type = column_type.python_type
-    except NotImplementedError:
-        python_type = None
-    if isinstance(column_type, String) or python_type is str:
-        if isinstance(value, enum.Enum):
-            return value
-        if not isinstance(value, str):
-            raise ValidationError(f"{field} must be text, got {type(value).__name__}")
-        length = getattr(column_type, "length", None)
-        if length is not None and len(value) > length:
-            raise ValidationError(f"{field} is {len(value)} characters long; at most {length} fit")
-        if "\x00" in value:
-            raise ValidationError(f"{field} contains a NUL character")
-    elif isinstance(column_type, Boolean):
-        if not isinstance(value, bool):
-            raise ValidationError(f"{field} must be true or false, got {type(value).__name__}")
-    elif isinstance(column_type, Integer):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"{field} must be an integer, got {type(value).__name__}")
-        bits = 64 if isinstance(column_type, BigInteger) else 32
-        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            raise ValidationError(f"{field} is out of range for a {bits}-bit integer: {value}")
-    elif isinstance(column_type, Float) and isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError(f"{field} must be a finite number, got {value}")
-    elif isinstance(column_type, Float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(f"{field} must be a number, got {type(value).__name__}")
-    elif isinstance(column_type, UTCDateTime):
-        if not isinstance(value, datetime):
-            raise ValidationError(f"{field} must be a datetime, got {type(value).__name__}")
-    elif isinstance(column_type, GUID):
-        try:
-            to_uuid(value)
-        except ValidationError:
-            raise ValidationError(f"{field} is not a valid UUID") from None
-    elif isinstance(column_type, JSON):
-        try:
-            encoded = json.dumps(to_plain(value), allow_nan=False)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"{field} must hold JSON values only (dict, list, text, finite number, bool, None)"
-            ) from None
-        if "\\u0000" in encoded:
-            raise ValidationError(f"{field} contains a NUL character")
-    return value
+            raise ValidationError(f"{column.table.name}.{column.name}: required field is missing")
+        return None
+    return codec_for(column.table).check(str(column.name), value)  # type: ignore[arg-type]
 
 
 def _table_name(mapper: Mapper[Any]) -> str:
@@ -133,10 +76,9 @@ def _table_name(mapper: Mapper[Any]) -> str:
 
 
 def validate_entity(entity: Base) -> None:
-    """Check every column value of ``entity`` against its column (length, type, required)."""
+    """Check every column value of ``entity`` against its column; store normalised forms."""
     mapper = inspect(type(entity))
     state = inspect(entity)
-    name = _table_name(mapper)
     for attr in mapper.column_attrs:
         column = attr.columns[0]
         if attr.key not in state.dict and state.key is not None:
@@ -148,19 +90,19 @@ def validate_entity(entity: Base) -> None:
             and (column.default is not None or column.primary_key)
         ):
             continue  # filled in by a default at INSERT
-        check_value(name, column, value)
+        accepted = check_value(column, value)
+        if accepted is not value and column.info.get("normalise") is not None:
+            setattr(entity, attr.key, accepted)
 
 
 def coerce_enum(enum_class: type[enum.Enum], value: Any, field: str) -> Any:
     """The member of ``enum_class`` for a member, its value or its name (any case)."""
     if value is None or isinstance(value, enum_class):
         return value
-    if isinstance(value, str):
-        for member in enum_class:
-            if value.lower() in (str(member.value).lower(), member.name.lower()):
-                return member
-    valid = ", ".join(member.name for member in enum_class)
-    raise ValidationError(f"{field}: {str(value)[:64]!r} is not one of {valid}")
+    try:
+        return enum_rule(enum_class)(value)
+    except FieldError as error:
+        raise ValidationError(f"{field}: {error}") from None
 
 
 def _coercing_listener(coerce: Any) -> Any:
@@ -175,8 +117,6 @@ def _install_coercions(mapper: Mapper[Any], cls: type) -> None:
     """Let enum and UUID attributes accept their text forms and hold the proper Python type."""
     if not issubclass(cls, Base):
         return
-    from sqlalchemy import Enum as EnumType
-
     table = _table_name(mapper)
     for attr in mapper.column_attrs:
         column_type = attr.columns[0].type

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import CheckConstraint, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, validates
+from sqlalchemy.orm import Mapped, mapped_column
 
-from ..exceptions import ValidationError
 from ..types import JSONDict, enum_column
 from .base import MYSQL_TABLE_OPTIONS, Base, TimestampMixin
 from .enums import CardType
@@ -35,20 +34,13 @@ class CardProfile(TimestampMixin, Base):
     #: Fernet token of the PSK key; write it through ``CardRepository.create_with_psk``.
     psk_key_encrypted: Mapped[str | None] = mapped_column(String(512))
     #: Key version number (KVN) of the PSK key on the card, 0..255 (Amendment B, 3.3.2).
-    psk_key_version: Mapped[int | None] = mapped_column(Integer)
+    psk_key_version: Mapped[int | None] = mapped_column(Integer, info={"range": (0, 255)})
     #: Key identifier (KID) of the PSK key within that version, 0..255.
-    psk_key_id: Mapped[int | None] = mapped_column(Integer)
+    psk_key_id: Mapped[int | None] = mapped_column(Integer, info={"range": (0, 255)})
     admin_url: Mapped[str | None] = mapped_column(String(512))
     trigger_config: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
     bip_config: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
     security_domains: Mapped[dict[str, Any] | None] = mapped_column(JSONDict)
-
-    @validates("psk_key_version", "psk_key_id")
-    def _check_key_byte(self, key: str, value: int | None) -> int | None:
-        """KVN and KID are one byte each on the card; other types are refused at flush."""
-        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 255:
-            raise ValidationError(f"cards.{key} must be between 0 and 255, got {value}")
-        return value
 
     @property
     def has_psk(self) -> bool:

@@ -17,6 +17,7 @@ from .enums import SessionStatus
 if TYPE_CHECKING:
     from .card import CardProfile
     from .device import Device
+    from .exchange import HttpExchange
     from .log import CommLog
 
 
@@ -30,6 +31,7 @@ class OTASession(TimestampMixin, Base):
         Index(None, "status"),
         Index(None, "created_at"),
         Index(None, "started_at", "status", "duration_ms"),
+        Index(None, "tls_alert"),
         MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "status", "session_type")
@@ -49,6 +51,18 @@ class OTASession(TimestampMixin, Base):
     duration_ms: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: The TLS side of the session (set_tls_info, record_handshake_failure).
+    tls_version: Mapped[str | None] = mapped_column(String(16))
+    #: The card's address as the server saw it, e.g. ``10.0.0.7:49152`` or ``[2001:db8::1]:443``.
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    handshake_ms: Mapped[int | None] = mapped_column(Integer)
+    #: TLS alert number (RFC 8446 section 6, RFC 4279: 115 is unknown_psk_identity) ...
+    tls_alert: Mapped[int | None] = mapped_column(Integer)
+    #: ... and its description, e.g. ``unknown_psk_identity``.
+    tls_alert_description: Mapped[str | None] = mapped_column(String(64))
+    close_reason: Mapped[str | None] = mapped_column(String(255))
+    #: ``X-Admin-From`` of the session's HTTP exchanges: the admin agent's id.
+    agent_id: Mapped[str | None] = mapped_column(String(255))
 
     def start(self, now: datetime) -> None:
         """PENDING → ACTIVE, stamping ``started_at``."""
@@ -99,5 +113,11 @@ class OTASession(TimestampMixin, Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
         order_by="CommLog.timestamp",
+        lazy="select",
+    )
+    exchanges: Mapped[list[HttpExchange]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="[HttpExchange.timestamp, HttpExchange.id]",
         lazy="select",
     )

@@ -3,6 +3,7 @@
 from .base import BaseRepository, Page
 from .card import CardRepository
 from .device import DeviceRepository
+from .exchange import ExchangeRepository
 from .log import LogRepository
 from .session import SessionRepository
 from .setting import DEFAULT_SETTINGS, SettingRepository
@@ -13,6 +14,7 @@ __all__ = [
     "BaseRepository",
     "CardRepository",
     "DeviceRepository",
+    "ExchangeRepository",
     "LogRepository",
     "Page",
     "SessionRepository",

@@ -7,17 +7,20 @@ import inspect as pyinspect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from sqlalchemy import Enum as EnumType
 from sqlalchemy import Select, delete, func, inspect, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, make_transient
 
+from ..codec import FieldError, check_datetime, check_text
 from ..events import EventType
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import Base
 from ..models.base import check_value, coerce_enum
 from ..sqlite_locking import lock_for_writing
-from ..types import GUID, json_safe, to_uuid
+from ..types import GUID, json_safe, to_uuid, utcnow
 
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
@@ -121,15 +124,13 @@ class BaseRepository(Generic[ModelT]):
         return getattr(self.model, key)  # type: ignore[no-any-return]
 
     def _filter_value(self, column: InstrumentedAttribute[Any], value: Any) -> Any:
-        from sqlalchemy import Enum as EnumType
-
         column_type = column.type
         if isinstance(column_type, EnumType) and column_type.enum_class is not None:
             return coerce_enum(column_type.enum_class, value, f"{self.entity_type}.{column.key}")
         if isinstance(column_type, GUID) and value is not None:
             return to_uuid(value)
         if value is not None:  # the wrong type never reaches the driver (it may overflow there)
-            check_value(self.model.__tablename__, column.property.columns[0], value)
+            return check_value(column.property.columns[0], value)
         return value
 
     def _where(self, statement: Select[Any], filters: dict[str, Any]) -> Select[Any]:
@@ -353,14 +354,54 @@ class BaseRepository(Generic[ModelT]):
 #: Largest LIMIT/OFFSET every backend takes (a signed 64-bit integer).
 MAX_ROW_NUMBER = 2**63 - 1
 
+#: The longest look-back a time window takes (``purge_old(days)``, ``get_statistics(days)``,
+#: ``find_recent(hours)``): 1,000 years, well inside what a timestamp holds.
+MAX_WINDOW_DAYS = 365_000
+_UNIT_DAYS = {"days": 1.0, "hours": 1 / 24}
+
+
+def cutoff_before(amount: Any, *, unit: str, name: str, positive: bool = False) -> datetime:
+    """The instant ``amount`` days or hours before now; ValidationError naming ``name`` and the
+    limit for anything but a finite number between 0 (exclusive if ``positive``) and the limit."""
+    limit = MAX_WINDOW_DAYS / _UNIT_DAYS[unit]
+    lowest = "0 (exclusive)" if positive else "0"
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int | float)
+        or not math.isfinite(amount)
+        or not 0 <= amount <= limit
+        or (positive and amount == 0)
+    ):
+        shown = (
+            repr(amount)
+            if isinstance(amount, int | float) and abs(amount) < 10**30
+            else ("a larger number" if isinstance(amount, int) else type(amount).__name__)
+        )
+        raise ValidationError(
+            f"{name} must be a number between {lowest} and {limit:,.0f}, got {shown}"
+        )
+    return utcnow() - timedelta(**{unit: amount})
+
+
+def instant(value: Any, *, name: str) -> datetime:
+    """The aware UTC instant of a ``datetime`` argument; ValidationError naming ``name``."""
+    try:
+        return check_datetime(value)
+    except FieldError as error:
+        raise ValidationError(f"{name}: {error}") from None
+
+
 #: Longest text a LIKE search accepts (SQLite refuses patterns past 50,000 bytes).
 MAX_SEARCH_LENGTH = 1000
 
 
 def check_search_text(text: str, *, what: str) -> None:
-    """Refuse text a LIKE pattern cannot carry: NUL (SQLite cuts the pattern there) or too long."""
-    if "\x00" in text:
-        raise ValidationError(f"{what} contains a NUL character")
+    """Refuse text a LIKE pattern cannot carry: NUL (SQLite cuts the pattern there), a lone
+    surrogate (no database encodes it), or too long."""
+    try:
+        check_text(text)
+    except FieldError as error:
+        raise ValidationError(f"{what} {error}") from None
     if len(text) > MAX_SEARCH_LENGTH:
         raise ValidationError(
             f"{what} is {len(text)} characters long; at most {MAX_SEARCH_LENGTH} are accepted"

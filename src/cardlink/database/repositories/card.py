@@ -12,6 +12,7 @@ from ..exceptions import IntegrityError, ValidationError, translated_errors
 from ..keystore import identities_query, key_lookup, matching_token, stored_identity
 from ..models import CardProfile, CardType
 from .base import BaseRepository, check_search_text, snapshot
+from .card_keys import rotate_psk_keys
 from .guards import SessionOwnerMixin
 
 
@@ -58,8 +59,6 @@ class CardRepository(SessionOwnerMixin, BaseRepository[CardProfile]):
         All or nothing, in this unit of work (commit to keep it); a stored key that no
         configured key opens raises ``EncryptionError`` before anything is rewritten.
         """
-        from .card_keys import rotate_psk_keys
-
         return rotate_psk_keys(self._uow)
 
     def clear_psk(self, iccid: str) -> CardProfile:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
 from ..events import EventType
 from ..models import Device, DeviceType
-from ..types import to_utc, utcnow
-from .base import BaseRepository, like_pattern
+from ..types import utcnow
+from .base import BaseRepository, cutoff_before, instant, like_pattern
 from .guards import SessionOwnerMixin
 
 
@@ -35,7 +35,7 @@ class DeviceRepository(SessionOwnerMixin, BaseRepository[Device]):
 
     def find_recent(self, hours: float = 24) -> list[Device]:
         """Devices seen within the last ``hours``, most recently seen first."""
-        since = utcnow() - timedelta(hours=hours)
+        since = cutoff_before(hours, unit="hours", name="hours")
         statement = (
             select(Device).where(Device.last_seen >= since).order_by(Device.last_seen.desc())
         )
@@ -65,7 +65,7 @@ class DeviceRepository(SessionOwnerMixin, BaseRepository[Device]):
     def update_last_seen(self, device_id: str, when: datetime | None = None) -> Device:
         """Mark the device as seen now (or at ``when``)."""
         device = self.get_by_id(device_id)
-        device.last_seen = to_utc(when) if when is not None else utcnow()
+        device.last_seen = instant(when, name="when") if when is not None else utcnow()
         return self.update(device)
 
     def find_by_iccid(self, iccid: str) -> Device | None:

@@ -9,7 +9,9 @@ under its primary key, exactly as a query would leave it (lazy relationships loa
 on access, changes are tracked and flushed). A row whose identity the session
 already holds returns that object unchanged, as a query without
 ``populate_existing`` does. Classes with ``load`` event listeners (e.g. mutable
-JSON columns) go through the ORM instead.
+JSON columns) go through the ORM instead, and so does every class when
+``CARDLINK_DB_FAST_PATH=0`` is set or the SQLAlchemy names it needs have moved
+(``_sa_internals``, which holds the code that touches them).
 
 ``PreparedLoad`` goes one step further for a fixed statement run again and again:
 it is compiled once per dialect and run on the driver's cursor (``driver.fetch_all``:
@@ -28,9 +30,8 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import Dialect, Enum, Select, inspect, select
 from sqlalchemy.orm import Session, configure_mappers
-from sqlalchemy.orm.state import InstanceState
 
-from .. import driver
+from .. import _sa_internals, driver
 
 Decoder = Callable[[Any], Any]
 ColumnProcessor = Callable[[Sequence[Any]], list[Any]]
@@ -51,6 +52,11 @@ class EntityLoader:
         self.manager = mapper.class_manager
         self.supported = not mapper.inherits and not self.manager.dispatch.load
         self.plain = RowBuilder(self)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this loader builds the entities, rather than the plain ORM query."""
+        return self.supported and _sa_internals.fast_path_enabled()
 
     def select(self) -> Select[Any]:
         """A Core SELECT of every column, in the order ``load`` expects."""
@@ -73,43 +79,17 @@ class EntityLoader:
         """Persistent entities for rows of ``select()``: of converted values, or of driver
         values with ``builder``'s columns converted apart (``columns``, ``pinned``)."""
         builder = builder or self.plain
-        identity_map = session.identity_map
-        if len(identity_map):
-            return self._build_beside_held(session, builder.merged(rows, columns, pinned))
-        # A fresh unit of work holds nothing yet: no row can match a held identity, so
-        # each row becomes a new persistent object, registered as the ORM's loader does.
-        return builder.new_entities(
-            rows,
-            columns,
-            pinned,
-            self.model,
-            self.manager,
-            InstanceState,
-            identity_map._dict,
-            identity_map._wr,
-            session.hash_key,
-        )
-
-    def _build_beside_held(self, session: Session, rows: Iterable[Sequence[Any]]) -> list[Any]:
-        """``build`` for a session that already holds objects: a held identity wins."""
-        identity_map = session.identity_map
-        session_key = session.hash_key
-        new_instance = self.manager.new_instance
-        model, keys, key_index = self.model, self.keys, self.key_index
-        add, held = identity_map._add_unpresent, identity_map.get
-        found: list[Any] = []
-        for row in rows:
-            identity = (model, (row[key_index],), None)
-            entity = held(identity)
-            if entity is None:
-                entity = new_instance()
-                entity.__dict__.update(zip(keys, row, strict=False))
-                state = entity.__dict__["_sa_instance_state"]
-                state.key = identity
-                state.session_id = session_key
-                add(state, identity)
-            found.append(entity)
-        return found
+        if len(session.identity_map):
+            return _sa_internals.entities_beside_held(
+                session,
+                self.model,
+                self.manager,
+                self.keys,
+                self.key_index,
+                builder.merged(rows, columns, pinned),
+            )
+        # A fresh unit of work holds nothing yet: no row can match a held identity.
+        return builder.new_entities(session, self.model, self.manager, rows, columns, pinned)
 
 
 class RowBuilder:
@@ -117,9 +97,9 @@ class RowBuilder:
     ones (one value for all rows, given apart), with the ``decoded`` columns also given
     apart, converted as whole columns.
 
-    The per-row loop is compiled for the loader's attribute names: each object's
-    ``__dict__`` is then one dict display, half the cost of ``dict(zip(keys, row))``
-    (the technique of ``collections.namedtuple``), and converted values join the row
+    The per-row loop is compiled for the loader's attribute names
+    (``_sa_internals.compile_new_entities``, the technique of ``collections.namedtuple``):
+    each object's ``__dict__`` is one dict display, and converted values join the row
     without transposing all of it.
     """
 
@@ -130,7 +110,7 @@ class RowBuilder:
         self.selected = _selected_columns(self.width, pinned)
         self.decoded = list(decoded)
         self.pinned = list(pinned)
-        self.new_entities = _compile_loop(
+        self.new_entities = _sa_internals.compile_new_entities(
             loader.keys, loader.key_index, self.selected, self.decoded, self.pinned
         )
 
@@ -154,55 +134,6 @@ def _selected_columns(width: int, pinned: Iterable[int]) -> list[int]:
     """The positions of a loader's columns a prepared statement selects: all but the pinned."""
     skipped = set(pinned)
     return [index for index in range(width) if index not in skipped]
-
-
-_LOOP = """\
-def new_entities(rows, columns, pinned, model, manager, new_state, held, weak_map, session_key):
-    ({columns}) = columns
-    ({pinned}) = pinned
-    found = []
-    append = found.append
-    create = model.__new__
-    for {target} in {source}:
-        entity = create(model)
-        state = new_state(entity, manager)
-        entity.__dict__ = {{"_sa_instance_state": state, {items}}}
-        identity = (model, ({key},), None)
-        state.key = identity
-        state.session_id = session_key
-        state._instance_dict = weak_map
-        held[identity] = state
-        append(entity)
-    return found
-"""
-
-
-def _compile_loop(
-    keys: Sequence[str],
-    key_index: int,
-    selected: Sequence[int],
-    decoded: Sequence[int],
-    pinned: Sequence[int],
-) -> Callable[..., list[Any]]:
-    """``RowBuilder``'s loop for these attribute names (mapped names are identifiers)."""
-    if not all(key.isidentifier() for key in keys):
-        raise ValueError(f"not attribute names: {list(keys)!r}")
-    value = {index: f"v{index}" for index in selected}
-    value.update({index: f"d{index}" for index in decoded})
-    value.update({index: f"p{index}" for index in pinned})
-    row = "(" + "".join(f"v{index}, " for index in selected) + ")"
-    source = _LOOP.format(
-        columns="".join(f"c{index}, " for index in decoded),
-        pinned="".join(f"p{index}, " for index in pinned),
-        target=row + "".join(f", d{index}" for index in decoded),
-        source=f"zip(rows, {', '.join(f'c{index}' for index in decoded)})" if decoded else "rows",
-        items=", ".join(f"{key!r}: {value[index]}" for index, key in enumerate(keys)),
-        key=value[key_index],
-    )
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<row builder {', '.join(keys)}>", "exec"), namespace)
-    loop: Callable[..., list[Any]] = namespace["new_entities"]
-    return loop
 
 
 class PreparedLoad:

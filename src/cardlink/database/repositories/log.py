@@ -5,31 +5,51 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import IO, Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Table, bindparam, func, select
 
+from ..codec import codec_for, columns_of, default_value, insert_columns
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import CommDirection, CommLog
-from ..models.base import check_value, coerce_enum
 from ..sqlite_locking import lock_for_writing
-from ..status_words import error_condition
-from ..types import json_safe, naive_utc, to_utc, to_uuid, utcnow
-from .base import BaseRepository, _slice, check_search_text
+from ..status_words import derive_status_word, error_condition
+from ..types import json_safe, to_uuid
+from . import log_traces
+from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
-from .log_batch import ROW_COLUMNS, from_prepared_dict, prepare_row, write_rows
+from .log_traces import TraceImport
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
-#: Field order of the guide's batch tuples; a tuple may stop after any field from the 2nd on.
-BATCH_FIELDS = ROW_COLUMNS
-EXPORT_FIELDS = ("id", "session_id", *BATCH_FIELDS[1:])
+_TABLE: Table = CommLog.__table__  # type: ignore[assignment]
+_CODEC = codec_for(_TABLE)
+#: The guide's batch tuples: these fields in this order, stopping after any from the 2nd on.
+#: A column beyond them comes in through a dict row or a keyword of ``add_log``.
+BATCH_FIELDS = (
+    "session_id",
+    "direction",
+    "raw_data",
+    "decoded_data",
+    "status_word",
+    "status_message",
+    "latency_ms",
+    "timestamp",
+)
+#: What a dict row or ``add_log`` may give: every column but the key the database hands out.
+LOG_FIELDS = tuple(
+    name
+    for name, column in _CODEC.columns.items()
+    if not (column.primary_key and column.autoincrement is True)
+)
+#: Columns a row that leaves them out gets its Python-side default in (the time of the call).
+_DEFAULTED = {name: column for name, column in _CODEC.columns.items() if column.default is not None}
 
 _LOADER = EntityLoader(CommLog)
-_LOGS = CommLog.__table__.c
+_LOGS = _TABLE.c
 #: ``find_by_session`` without extras: compiled once per dialect, run on the driver's cursor.
 _BY_SESSION = PreparedLoad(
     _LOADER,
@@ -38,30 +58,72 @@ _BY_SESSION = PreparedLoad(
     .order_by(_LOGS.timestamp, _LOGS.id),
     pinned={"session_id": "session_id"},
 )
+_RESPONSE = CommDirection.RESPONSE
+
+Columns = dict[str, list[Any]]
 
 
-def normalize_status_word(
-    status_word: str | None, *, field: str = "logs.status_word"
-) -> str | None:
-    """Upper-case four-hex-digit status word; anything else is a ValidationError."""
-    if status_word is None:
-        return None
-    if not isinstance(status_word, str):
-        raise ValidationError(f"{field} must be text like '9000', got {type(status_word).__name__}")
-    word = status_word.replace(" ", "").upper()
-    if len(word) != 4 or not _HEX.match(word):
-        raise ValidationError(
-            f"{field} must be four hex digits like '9000', got {status_word[:16]!r}"
-        )
-    return word
+def _field(index: int, name: str) -> str:
+    return f"logs.{name}"
 
 
-def derive_status_word(direction: CommDirection, raw_data: str | None) -> str | None:
-    """A response APDU ends with SW1 SW2: take them when the caller gave no status word."""
-    if direction is not CommDirection.RESPONSE or not raw_data:
-        return None
-    tail = raw_data.replace(" ", "")[-4:]
-    return tail.upper() if len(tail) == 4 and _HEX.match(tail) else None
+def _batch_row(index: int, name: str) -> str:
+    return f"log #{index}: {name}"
+
+
+def _unknown(fields: Iterable[Any]) -> list[str]:
+    return sorted(str(name) for name in set(fields) - set(LOG_FIELDS))
+
+
+def _as_columns(logs: list[Any]) -> Columns:
+    """The batch's rows (the guide's tuples or dicts) as one list per column."""
+    if logs and all(log.__class__ is tuple for log in logs):
+        sizes = set(map(len, logs))
+        if len(sizes) == 1 and 2 <= (size := sizes.pop()) <= len(BATCH_FIELDS):
+            return dict(zip(BATCH_FIELDS[:size], map(list, zip(*logs, strict=True)), strict=True))
+    rows: list[dict[Any, Any]] = []
+    for index, log in enumerate(logs):
+        if isinstance(log, Mapping):
+            unknown = _unknown(log)
+            if unknown:
+                valid = ", ".join(LOG_FIELDS)
+                raise ValidationError(
+                    f"log #{index}: unknown field(s) {unknown}; valid fields: {valid}"
+                )
+            rows.append(dict(log))
+        elif isinstance(log, Sequence) and not isinstance(log, str | bytes):
+            if not 2 <= len(log) <= len(BATCH_FIELDS):
+                raise ValidationError(
+                    f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
+                    f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
+                )
+            rows.append(dict(zip(BATCH_FIELDS, log, strict=False)))
+        else:
+            kind = type(log).__name__
+            raise ValidationError(f"log #{index}: expected a tuple or a dict, got {kind}")
+    given = [name for name in LOG_FIELDS if any(name in row for row in rows)]
+    return columns_of(rows, given)
+
+
+def _checked(columns: Columns, count: int, where: Callable[[int, str], str]) -> Columns:
+    """The codec's checks, the columns' defaults, and the status word a response carries."""
+    for name, column in _DEFAULTED.items():
+        values = columns.get(name)
+        if values is None:
+            columns[name] = [default_value(column)] * count
+        elif None in values:
+            default = default_value(column)
+            columns[name] = [default if value is None else value for value in values]
+    checked = _CODEC.check_columns(columns, where)
+    raw_data = checked.get("raw_data")
+    words = checked.get("status_word") or [None] * count
+    if raw_data is not None and None in words:
+        directions = checked["direction"]
+        checked["status_word"] = [
+            derive_status_word(raw) if word is None and direction is _RESPONSE else word
+            for word, direction, raw in zip(words, directions, raw_data, strict=True)
+        ]
+    return checked
 
 
 class LogRepository(BaseRepository[CommLog]):
@@ -74,7 +136,8 @@ class LogRepository(BaseRepository[CommLog]):
 
     def __init__(self, uow: Any) -> None:
         super().__init__(uow)
-        self._batch: list[tuple[Any, ...]] = []
+        self._batch: list[Columns] = []
+        self._pending = 0
 
     # -- writing -----------------------------------------------------------------
 
@@ -88,68 +151,63 @@ class LogRepository(BaseRepository[CommLog]):
         status_message: str | None = None,
         latency_ms: float | None = None,
         timestamp: datetime | None = None,
+        **fields: Any,
     ) -> CommLog:
-        """Store one APDU now; ``timestamp`` defaults to the current time."""
-        row = self._prepare(
-            {
-                "session_id": session_id,
-                "direction": direction,
-                "raw_data": raw_data,
-                "decoded_data": decoded_data,
-                "status_word": status_word,
-                "status_message": status_message,
-                "latency_ms": latency_ms,
-                "timestamp": timestamp,
-            },
-            index=None,
+        """Store one APDU now; ``timestamp`` defaults to the current time.
+
+        Any other column of the model can be given by keyword.
+        """
+        unknown = _unknown(fields)
+        if unknown:
+            raise ValidationError(
+                f"add_log: unknown field(s) {unknown}; valid fields: {', '.join(LOG_FIELDS)}"
+            )
+        given = dict(
+            zip(
+                BATCH_FIELDS,
+                (
+                    session_id,
+                    direction,
+                    raw_data,
+                    decoded_data,
+                    status_word,
+                    status_message,
+                    latency_ms,
+                    timestamp,
+                ),
+                strict=True,
+            )
         )
+        given.update(fields)
+        checked = _checked({name: [value] for name, value in given.items()}, 1, _field)
         self.flush_batch()
+        row = {self._attribute_for_column(name): values[0] for name, values in checked.items()}
         return self.create(CommLog(**row))
 
     def add_log_batch(self, logs: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
-        """Buffer many logs (the guide's tuples, or dicts); ``flush_batch`` writes them.
+        """Buffer many logs (the guide's tuples, or dicts of any columns); ``flush_batch``
+        writes them.
 
         Every row is checked before any is buffered, so a bad row adds nothing.
         Rows without a timestamp get the time of this call.
         """
-        now = naive_utc(utcnow())
-        prepared: list[tuple[Any, ...]] = []
-        append = prepared.append
-        for index, log in enumerate(logs):
-            if log.__class__ is tuple:
-                row = prepare_row(log, now)
-                if row is None:
-                    row = self._prepare_general(log, index)
-            elif isinstance(log, Mapping):
-                unknown = set(log) - set(BATCH_FIELDS)
-                if unknown:
-                    raise ValidationError(f"log #{index}: unknown field(s) {sorted(unknown)}")
-                values = tuple(log.get(name) for name in BATCH_FIELDS)
-                row = prepare_row(values, now) or self._prepare_general(values, index)
-            else:
-                row = self._prepare_general(log, index)
-            append(row)
-        self._batch.extend(prepared)
-        return len(prepared)
-
-    def _prepare_general(self, log: Any, index: int) -> tuple[Any, ...]:
-        """Any row the fast check passed on: accepted or refused by the rules of ``add_log``."""
-        if isinstance(log, Sequence) and not isinstance(log, str | bytes):
-            if not 2 <= len(log) <= len(BATCH_FIELDS):
-                raise ValidationError(
-                    f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
-                    f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
-                )
-            values = dict(zip(BATCH_FIELDS, log, strict=False))
+        rows = list(logs)
+        if not rows:
+            return 0
+        checked = _checked(_as_columns(rows), len(rows), _batch_row)
+        last = self._batch[-1] if self._batch else None
+        if last is not None and last.keys() == checked.keys():
+            for name, values in checked.items():
+                last[name].extend(values)
         else:
-            kind = type(log).__name__
-            raise ValidationError(f"log #{index}: expected a tuple or a dict, got {kind}")
-        return from_prepared_dict(self._prepare(values, index=index))
+            self._batch.append(checked)
+        self._pending += len(rows)
+        return len(rows)
 
     @property
     def pending_count(self) -> int:
         """Logs buffered by ``add_log_batch`` and not yet written."""
-        return len(self._batch)
+        return self._pending
 
     def flush_batch(self) -> int:
         """Write the buffered logs in one bulk statement (COPY on PostgreSQL), all or none.
@@ -159,70 +217,31 @@ class LogRepository(BaseRepository[CommLog]):
         """
         if not self._batch:
             return 0
-        rows, self._batch = self._batch, []
+        chunks, count = self._batch, self._pending
+        self._batch, self._pending = [], 0
         lock_for_writing(self.session)
         with translated_errors(), self.session.begin_nested() as savepoint:
-            write_rows(savepoint.session.connection(), rows, naive_utc(utcnow()))
-        session_ids = sorted(str(session_id) for session_id in {row[0] for row in rows})
+            connection = savepoint.session.connection()
+            for chunk in chunks:
+                insert_columns(connection, _TABLE, chunk)
+        session_ids = sorted({str(key) for chunk in chunks for key in set(chunk["session_id"])})
         self._uow.record(
             EventType.LOG_BATCH_CREATED,
             self.entity_type,
             None,
             {
-                "count": len(rows),
+                "count": count,
                 "session_ids": session_ids[:100],
                 "session_count": len(session_ids),
             },
         )
-        return len(rows)
+        return count
 
     def discard_batch(self) -> int:
         """Drop the buffered logs without writing them; returns how many were dropped."""
-        dropped = len(self._batch)
-        self._batch = []
+        dropped = self._pending
+        self._batch, self._pending = [], 0
         return dropped
-
-    def _prepare(self, values: dict[str, Any], *, index: int | None) -> dict[str, Any]:
-        where = "logs" if index is None else f"log #{index}"
-        if values.get("session_id") is None:
-            raise ValidationError(f"{where}: session_id is required")
-        try:
-            session_id = to_uuid(values["session_id"])
-        except ValidationError:
-            raise ValidationError(f"{where}: session_id is not a valid UUID") from None
-        direction = coerce_enum(CommDirection, values.get("direction"), f"{where}: direction")
-        if direction is None:
-            raise ValidationError(f"{where}: direction is required (COMMAND or RESPONSE)")
-        raw_data = values.get("raw_data")
-        status_word = normalize_status_word(
-            values.get("status_word"), field=f"{where}: status_word"
-        )
-        if status_word is None and isinstance(raw_data, str):
-            status_word = derive_status_word(direction, raw_data)
-        timestamp = values.get("timestamp")
-        if timestamp is not None and not isinstance(timestamp, datetime):
-            kind = type(timestamp).__name__
-            raise ValidationError(f"{where}: timestamp must be a datetime, got {kind}")
-        now = utcnow()
-        row = {
-            "session_id": session_id,
-            "direction": direction,
-            "raw_data": raw_data,
-            "decoded_data": values.get("decoded_data"),
-            "status_word": status_word,
-            "status_message": values.get("status_message"),
-            "latency_ms": values.get("latency_ms"),
-            "timestamp": to_utc(timestamp) if timestamp is not None else now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        table = CommLog.__table__
-        for name in ("raw_data", "decoded_data", "status_message", "latency_ms"):
-            try:
-                check_value("logs", table.c[name], row[name])
-            except ValidationError as error:
-                raise ValidationError(f"{where}: {error}") from None
-        return row
 
     # -- reading -----------------------------------------------------------------
 
@@ -250,7 +269,7 @@ class LogRepository(BaseRepository[CommLog]):
         self, session_id: Any, status_word: str, limit: int | None = None, offset: int = 0
     ) -> list[CommLog]:
         """The session's logs with this status word (e.g. ``"9000"``, any case)."""
-        word = normalize_status_word(status_word, field="status_word")
+        word = _CODEC.check("status_word", status_word, where="status_word")
         return self._in_session(session_id, CommLog.status_word == word, limit, offset)
 
     def find_errors(
@@ -305,10 +324,8 @@ class LogRepository(BaseRepository[CommLog]):
 
     def purge_old(self, days: int) -> int:
         """Delete logs older than ``days`` days; returns how many were deleted."""
-        if isinstance(days, bool) or not isinstance(days, int | float) or days < 0:
-            raise ValidationError(f"days must be a number >= 0, got {days!r}")
+        cutoff = cutoff_before(days, unit="days", name="days")
         self.flush_batch()
-        cutoff = utcnow() - timedelta(days=days)
         deleted = self._delete_where(CommLog.timestamp < cutoff)
         if deleted:
             self._uow.record(
@@ -320,12 +337,13 @@ class LogRepository(BaseRepository[CommLog]):
         return deleted
 
     def export_session_logs(self, session_id: Any, format: str = "json") -> Any:
-        """The session's logs as JSON-ready dicts (``format="json"``) or CSV text (``"csv"``)."""
+        """The session's logs, every column, as JSON-ready dicts (``format="json"``) or CSV
+        text (``"csv"``)."""
         if format not in ("json", "csv"):
             raise ValidationError(f"export format must be 'json' or 'csv', got {format!r}")
         self.flush_batch()
         statement = (
-            select(*(CommLog.__table__.c[name] for name in EXPORT_FIELDS))
+            select(*_TABLE.columns)
             .where(CommLog.session_id == to_uuid(session_id))
             .order_by(CommLog.timestamp, CommLog.id)
         )
@@ -334,17 +352,33 @@ class LogRepository(BaseRepository[CommLog]):
         if format == "json":
             return rows
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=list(_CODEC.columns), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
+
+    # -- traces (see log_traces) ----------------------------------------------------
+
+    def import_trace(
+        self, stream: IO[bytes] | IO[str], *, format: str = "auto", session_id: Any
+    ) -> TraceImport:
+        """Store an apdu4j dump or a GSMTAP pcap/pcapng in wire order; commit to keep it.
+
+        ``format``: ``"apdu4j"``, ``"pcap"`` (pcap or pcapng) or ``"auto"`` (by the
+        file's magic number). An unknown session or a malformed file writes nothing.
+        """
+        return log_traces.import_trace(self, stream, format=format, session_id=session_id)
+
+    def export_trace(self, session_id: Any, stream: IO[bytes]) -> int:
+        """Write the session as GSMTAP SIM pcap, one packet per pair; returns the count."""
+        return log_traces.export_trace(self, session_id, stream)
 
     def _in_session(
         self, session_id: Any, condition: Any, limit: int | None, offset: int
     ) -> list[CommLog]:
         self.flush_batch()
         key = to_uuid(session_id)
-        if not _LOADER.supported:
+        if not _LOADER.enabled:  # the plain ORM query
             statement = select(CommLog).where(CommLog.session_id == key)
             if condition is not None:
                 statement = statement.where(condition)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 import yaml
@@ -11,6 +10,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..codec import codec_for
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import Setting
@@ -47,11 +47,8 @@ _MISSING: Any = object()
 
 
 def _check_json_value(key: str, value: Any) -> None:
-    """Refuse a setting value that JSON cannot hold (sets, objects, NaN)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise ValidationError(f"setting {key!r}: value is not JSON-serialisable") from None
+    """Refuse a setting value the ``value`` column cannot hold (the codec's JSON rule)."""
+    codec_for(Setting.__table__).check("value", value, where=f"setting {key[:128]!r} value")  # type: ignore[arg-type]
 
 
 class SettingRepository(BaseRepository[Setting]):
@@ -110,8 +107,7 @@ class SettingRepository(BaseRepository[Setting]):
         table: Table = Setting.__table__  # type: ignore[assignment]
         now = utcnow()
         row = {**row, "created_at": now, "updated_at": now}
-        for name, value in row.items():
-            check_value("setting", table.c[name], value)
+        row = {name: check_value(table.c[name], value) for name, value in row.items()}
         dialect = self.session.get_bind().dialect.name
         statement: Any
         if dialect in ("postgresql", "sqlite"):

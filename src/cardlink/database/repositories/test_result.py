@@ -49,11 +49,13 @@ class TestRepository(BaseRepository[TestResult]):
         metadata: dict[str, Any] | None = None,
         attempt: int = 1,
         session_id: uuid.UUID | str | None = None,
+        **fields: Any,
     ) -> TestResult:
         """Store one test case's result; ``duration_ms`` defaults to ended - started.
 
         ``attempt`` counts retries within the run (1 for the first try); ``session_id``
-        links the OTA session the test drove. A run not started yet is created.
+        links the OTA session the test drove. A run not started yet is created. Any
+        other column of the model can be given by keyword.
         """
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise ValidationError(f"tests.attempt must be a whole number from 1, got {attempt!r}")
@@ -75,6 +77,7 @@ class TestRepository(BaseRepository[TestResult]):
             metadata=metadata,
             attempt=attempt,
             session_id=session_id,
+            **fields,
         )
         return self.create(result)
 

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, Dialect, Enum, String, Table, cast, type_coerce
 from sqlalchemy.types import NullType
 
+from ..codec import CANONICAL_UUID
 from ..types import GUID, UTCDateTime, to_plain
 
 _HEX_UUID = re.compile(r"[0-9a-f]{32}")
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def canonical_json(value: Any) -> Any:
@@ -90,7 +90,7 @@ class RowEncoder:
                 self.columns.append(column)
                 encode = encoder_for(column)
             elif dialect.name in ("mysql", "mariadb") and isinstance(column.type, UTCDateTime):
-                # As text: PyMySQL's datetime parsing cost more than the rest of the export.
+                # As text: the stored form is what the document wants, no PyMySQL parsing.
                 self.columns.append(cast(column, String()).label(column.name))
             elif dialect.name == "postgresql" and isinstance(column.type, GUID):
                 # As text: the server writes the canonical form the document wants.
@@ -142,7 +142,7 @@ def _stored_encoder(column: Column[Any], dialect: Dialect) -> Callable[[Any], An
         return value if process is None else process(value)
 
     if isinstance(column_type, GUID):
-        hex_form, canonical_form = _HEX_UUID.fullmatch, _CANONICAL_UUID.fullmatch
+        hex_form, canonical_form = _HEX_UUID.fullmatch, CANONICAL_UUID.fullmatch
 
         def encode_uuid(value: Any) -> Any:
             if value.__class__ is str:

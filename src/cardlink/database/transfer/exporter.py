@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Enum, String, Table, cast, inspect, literal, 
 from sqlalchemy.dialects import mysql
 
 from ..exceptions import ValidationError, translated_errors
+from ..schema_version import VERSION_TABLE
 from ..types import GUID, utcnow
 from .encoding import RowEncoder, format_datetime
 from .formats import (
@@ -30,9 +31,6 @@ from .formats import (
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
 
-#: Alembic's table of applied revisions (``cardlink.database.migrate.VERSION_TABLE``).
-VERSION_TABLE = "alembic_version"
-
 #: Document rows joined into one ``write`` of the JSON export (bounded text, few calls).
 ROWS_PER_WRITE = 64
 
@@ -43,9 +41,9 @@ Progress = Callable[[str, int], Any]
 def schema_revision(connection: Connection) -> str | None:
     """The Alembic revision recorded in the database, or None.
 
-    Read with plain SQL (importing Alembic would cost the CLI a tenth of a second)
-    on the unit of work's own connection: a second connection would wait for
-    SQLite's write lock, which the unit of work may hold.
+    Read with plain SQL (so the CLI need not import Alembic) on the unit of work's
+    own connection: a second connection would wait for SQLite's write lock, which the
+    unit of work may hold.
     """
     with translated_errors():
         if not inspect(connection).has_table(VERSION_TABLE):

@@ -10,32 +10,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
-import math
-import re
-import uuid
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from os import PathLike
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    Enum,
-    Float,
-    Integer,
-    String,
-    Table,
-)
+from sqlalchemy import Column, Table
 
+from ..codec import TABLE_NAMES, FieldError
 from ..exceptions import ValidationError
 from ..models import Base
 from ..models.base import coerce_enum
-from ..types import GUID, LabelledEnum, UTCDateTime, uuid_from_hex
+from ..types import LabelledEnum
 
 #: Written as ``format``; a document without it is not a CardLink export.
 FORMAT_NAME = "cardlink-database-export"
@@ -48,13 +34,8 @@ TRAILER = "trailer"
 #: The versions the importer reads.
 READABLE_VERSIONS = (PRE_TRAILER_VERSION, FORMAT_VERSION)
 
-#: The tables in export and import order: parents before the rows that point at them.
-TABLE_NAMES = ("devices", "cards", "sessions", "logs", "test_runs", "tests", "settings")
-
 #: The one secret column: Fernet ciphertext of the PSK key, left out on request.
 PSK_COLUMN = ("cards", "psk_key_encrypted")
-#: JSON columns that hold any JSON value; the others hold a JSON object.
-ANY_JSON_COLUMNS = frozenset({("settings", "value")})
 
 
 class ExportFormat(LabelledEnum):
@@ -170,166 +151,7 @@ def primary_key(table: Table) -> Column[Any]:
     return column
 
 
-# -- reading values --------------------------------------------------------------------
-
-
-class FieldError(ValueError):
-    """A refused value; the caller adds where it was (table, row, field)."""
-
-
-Decoder = Callable[[Any], Any]
-
-
-def decoder_for(column: Column[Any]) -> Decoder:
-    """How a column's (non-null) document value becomes the value to bind; raises FieldError."""
-    column_type = column.type
-    if isinstance(column_type, Enum) and column_type.enum_class is not None:
-        return _enum_decoder(column_type.enum_class)
-    if isinstance(column_type, GUID):
-        return _remembering_last(_decode_uuid)
-    if isinstance(column_type, UTCDateTime):
-        return _remembering_last(_decode_datetime)
-    if isinstance(column_type, JSON):
-        if (column.table.name, column.name) in ANY_JSON_COLUMNS:
-            return _decode_json
-        return _decode_json_object
-    if isinstance(column_type, Boolean):
-        return _decode_bool
-    if isinstance(column_type, Integer):
-        return _int_decoder(64 if isinstance(column_type, BigInteger) else 32)
-    if isinstance(column_type, Float):
-        return _decode_float
-    if isinstance(column_type, String):
-        return _text_decoder(column_type.length)
-    return _identity
-
-
-def decode_value(column: Column[Any], value: Any, where: str) -> Any:
-    """The Python value to bind for a document value; ``ValidationError`` naming ``where``."""
-    if value is None:
-        return None
-    try:
-        return decoder_for(column)(value)
-    except FieldError as error:
-        raise ValidationError(f"{where}: {error}") from None
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _remembering_last(decode: Decoder) -> Decoder:
-    """``decode`` that keeps its last text and result: neighbouring rows often share a value
-    (a session's logs, timestamps written together), and an equal string is cheap to spot."""
-    last: tuple[Any, Any] = (None, None)
-
-    def decode_text(value: Any) -> Any:
-        nonlocal last
-        if value.__class__ is str:
-            seen, found = last  # one tuple, so the pair stays consistent
-            if value == seen:
-                return found
-            found = decode(value)
-            last = (value, found)
-            return found
-        return decode(value)
-
-    return decode_text
-
-
-def _enum_decoder(members: type[enum.Enum]) -> Decoder:
-    lookup = {str(member.value).lower(): member for member in members}
-    valid = ", ".join(str(member.value) for member in members)
-
-    def decode(value: Any) -> Any:
-        if not isinstance(value, str):
-            raise FieldError(f"expected text, got {_kind(value)}")
-        try:
-            return lookup[value.lower()]
-        except KeyError:
-            raise FieldError(f"unknown value {value[:64]!r}; valid values: {valid}") from None
-
-    return decode
-
-
-def _decode_uuid(value: Any) -> uuid.UUID:
-    if not isinstance(value, str):
-        raise FieldError(f"expected a UUID string, got {_kind(value)}")
-    if _CANONICAL_UUID.fullmatch(value):  # as exported: parsed without UUID()'s many steps
-        return uuid_from_hex(value.replace("-", ""))
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise FieldError(f"not a valid UUID: {value[:64]!r}") from None
-
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _decode_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise FieldError(f"not an ISO 8601 timestamp: {value[:64]!r}") from None
-    else:
-        raise FieldError(f"expected an ISO 8601 timestamp, got {_kind(value)}")
-    # Documents are UTC; a timestamp without an offset is read as UTC, not local time.
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
-
-
-def _decode_json(value: Any) -> Any:
-    _check_json(value)
-    return value
-
-
-def _decode_json_object(value: Any) -> Any:
-    if not isinstance(value, dict):
-        raise FieldError(f"expected a JSON object, got {_kind(value)}")
-    _check_json(value)
-    return value
-
-
-def _decode_bool(value: Any) -> bool:
-    if value is True or value is False:
-        return value
-    raise FieldError(f"expected true or false, got {_kind(value)}")
-
-
-def _int_decoder(bits: int) -> Decoder:
-    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-    def decode(value: Any) -> int:
-        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
-            if not lowest <= value <= highest:  # SQLite would store it, the servers refuse it
-                raise FieldError(f"{value} is out of range for a {bits}-bit integer")
-            return value
-        raise FieldError(f"expected an integer, got {_kind(value)}")
-
-    return decode
-
-
-def _decode_float(value: Any) -> float:
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FieldError(f"expected a number, got {_kind(value)}")
-    return float(value)
-
-
-def _text_decoder(length: int | None) -> Decoder:
-    def decode(value: Any) -> str:
-        if type(value) is not str:
-            raise FieldError(f"expected text, got {_kind(value)}")
-        if length is not None and len(value) > length:
-            raise FieldError(f"{len(value)} characters long; at most {length} fit")
-        if "\x00" in value:
-            raise FieldError("contains a NUL character")
-        return value
-
-    return decode
+# A document value becomes a checked value through ``codec.document_decoder``.
 
 
 def check_psk_ciphertext(value: str, where: str) -> None:
@@ -342,32 +164,19 @@ def check_psk_ciphertext(value: str, where: str) -> None:
         raise ValidationError(f"{where}: not a Fernet token (PSK keys are imported encrypted only)")
 
 
-def _check_json(value: Any) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise FieldError(f"JSON object keys must be text, got {_kind(key)}")
-            _check_json(key)
-            _check_json(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json(item)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise FieldError("JSON numbers must be finite")
-    elif isinstance(value, str) and "\x00" in value:  # PostgreSQL's JSONB refuses it
-        raise FieldError("contains a NUL character")
-    elif value is not None and not isinstance(value, str | int | float | bool):
-        raise FieldError(f"not a JSON value ({_kind(value)})")
-
-
-def _kind(value: Any) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "text",
-        list: "a list",
-        dict: "an object",
-        datetime: "a timestamp",
-    }
-    return names.get(type(value), type(value).__name__)
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "PSK_COLUMN",
+    "TABLE_NAMES",
+    "ConflictMode",
+    "ExportFormat",
+    "FieldError",
+    "check_psk_ciphertext",
+    "coerce_conflict_mode",
+    "coerce_format",
+    "detect_format",
+    "primary_key",
+    "resolve_tables",
+    "table_for",
+]

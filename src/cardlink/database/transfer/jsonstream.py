@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ..codec import JSON_MAX_DEPTH
 from ..exceptions import ValidationError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -123,6 +124,13 @@ class JSONStreamReader:
             except _RepeatedKey as repeated:
                 shown = str(repeated)[:64]
                 raise self.error(f"key {shown!r} appears twice in one object") from None
+            except RecursionError:
+                raise self.error(
+                    f"a value is nested too deeply (JSON columns take at most {JSON_MAX_DEPTH} "
+                    "levels)"
+                ) from None
+            except ValueError:  # an integer past Python's digit limit for int(str)
+                raise self.error("a number has too many digits") from None
             if end == len(self._buffer) and self._buffer[end - 1] not in '}]"' and self._fill():
                 continue  # a number or literal at the end of the buffer may go on
             self._pos = end

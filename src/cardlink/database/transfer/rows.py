@@ -9,22 +9,14 @@ from sqlalchemy import Column, String, bindparam, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from ..bulk import insert_rows
+from ..codec import FieldError, default_value, document_decoder, insert_rows
 from ..exceptions import (
     ValidationError,
     describe_integrity_error,
     is_check_violation,
     translated_errors,
 )
-from .formats import (
-    PSK_COLUMN,
-    ConflictMode,
-    FieldError,
-    check_psk_ciphertext,
-    decoder_for,
-    primary_key,
-    table_for,
-)
+from .formats import PSK_COLUMN, ConflictMode, check_psk_ciphertext, primary_key, table_for
 
 Counts = dict[str, int]
 #: A batch is also written once its free-text fields (APDUs, messages) hold this many
@@ -32,16 +24,6 @@ Counts = dict[str, int]
 _BATCH_TEXT_CHARACTERS = 2_000_000
 #: The parameters one statement may hold in every SQLite build (3.32 raised it to 32,766).
 _SQLITE_MAX_PARAMETERS = 999
-
-
-def _default(column: Column[Any]) -> Any:
-    """The value the column's Python-side default gives (``uuid4()``, ``utcnow()``, a constant)."""
-    default = column.default
-    if default is None:
-        return None
-    if getattr(default, "is_callable", False):
-        return default.arg(None)  # type: ignore[attr-defined, operator]
-    return getattr(default, "arg", None)
 
 
 class TableWriter:
@@ -77,7 +59,7 @@ class TableWriter:
             {PSK_COLUMN[1]} if keep_stored_psk and name == PSK_COLUMN[0] else set()
         )
         self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
-        self._decoders = {name: decoder_for(column) for name, column in self._columns.items()}
+        self._decoders = {name: document_decoder(column) for name, column in self._columns.items()}
         self._nulls = {name: None for name, column in self._columns.items() if column.nullable}
         self._text_fields = [
             name
@@ -104,7 +86,7 @@ class TableWriter:
         key = self.key.name
         if row.get(key) is None:
             if self.key.default is not None:
-                row[key] = _default(self.key)
+                row[key] = default_value(self.key)
             elif self.key.autoincrement is not True:
                 raise ValidationError(f"{self.where(index, key)}: required field is missing")
         self._pending.append((index, row))
@@ -224,7 +206,7 @@ class TableWriter:
             elif column is self.key and column.autoincrement is True:
                 continue
             elif column.default is not None:
-                full[name] = _default(column)
+                full[name] = default_value(column)
             elif column.nullable:
                 full[name] = None
             else:
@@ -243,7 +225,7 @@ class TableWriter:
         """Which of ``values`` are in ``column``, in one query (SQLite: one per 999 values).
 
         On PostgreSQL the values go as one array parameter: an IN list of hundreds of
-        parameters was parsed and planned afresh for every batch (a fifth of an import).
+        parameters is parsed and planned afresh for every batch.
         SQLite before 3.32 takes at most 999 parameters in a statement.
         """
         dialect = self.session.get_bind().dialect
@@ -319,7 +301,7 @@ class TableWriter:
         """Execute on the unit of work's connection; a refused row becomes a ValidationError.
 
         ``bulk_insert`` inserts ``params`` into this table with values converted once
-        for the driver (``cardlink.database.bulk``): imports are mostly INSERTs.
+        for the driver (``cardlink.database.codec``): imports are mostly INSERTs.
         """
         with translated_errors():
             try:

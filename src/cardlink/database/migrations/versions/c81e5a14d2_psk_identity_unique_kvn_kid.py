@@ -110,7 +110,9 @@ def upgrade() -> None:
     with op.batch_alter_table("cards", **_batch_options(key_bytes_before=False)) as batch_op:
         for name in KEY_BYTES:
             batch_op.add_column(sa.Column(name, sa.Integer(), nullable=True))
-            batch_op.create_check_constraint(f"ck_cards_{name}_range", f"{name} BETWEEN 0 AND 255")
+            batch_op.create_check_constraint(
+                op.f(f"ck_cards_{name}_range"), f"{name} BETWEEN 0 AND 255"
+            )
         batch_op.drop_index(INDEX)
         batch_op.create_index(INDEX, ["psk_identity"], unique=True)
 
@@ -121,5 +123,5 @@ def downgrade() -> None:
         batch_op.drop_index(INDEX)
         batch_op.create_index(INDEX, ["psk_identity"], unique=False)
         for name in reversed(KEY_BYTES):
-            batch_op.drop_constraint(f"ck_cards_{name}_range", type_="check")
+            batch_op.drop_constraint(op.f(f"ck_cards_{name}_range"), type_="check")
             batch_op.drop_column(name)
