@@ -1,7 +1,7 @@
 """test_runs table; tests.attempt and tests.session_id.
 
 Revision ID: d4e7a1c9b305
-Revises: 5b7c2e9d41f3
+Revises: e14a7c2b90d6
 Create Date: 2026-12-06 20:05:00
 
 A run becomes a record (span, environment, totals) instead of a string on each
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mysql, postgresql
 
 # revision identifiers, used by Alembic.
 revision: str = "d4e7a1c9b305"
-down_revision: str | Sequence[str] | None = "5b7c2e9d41f3"
+down_revision: str | Sequence[str] | None = "e14a7c2b90d6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
