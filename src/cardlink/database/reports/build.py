@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
@@ -20,7 +20,6 @@ from ..models import CommDirection, CommLog, OTASession, SessionStatus
 from ..repositories import test_history
 from ..repositories.failing_exchanges import failing_exchanges
 from ..status_words import error_condition
-from ..types import utcnow
 from .inputs import (
     CommandErrors,
     DailyOtaRate,
@@ -37,6 +36,9 @@ from .inputs import (
 
 if TYPE_CHECKING:
     from ..unit_of_work import UnitOfWork
+
+#: The cause shown for failed sessions stored without an error code.
+NO_ERROR_CODE = "no error code"
 
 #: The flaky list looks back this many runs (up to the reported one).
 FLAKY_WINDOW = 20
@@ -94,36 +96,31 @@ def build_run_report(uow: UnitOfWork, run_id: str, baseline: str | None = None) 
     )
 
 
-def build_sessions_report(
-    uow: UnitOfWork, days: int = 30, *, now: datetime | None = None
-) -> SessionsReport:
+def build_sessions_report(uow: UnitOfWork, days: int = 30) -> SessionsReport:
     """The OTA sessions of the last ``days`` days: the daily success rate, failures by
-    cause (error code, else status) and the commands that drew the most error status words."""
+    cause (the error code of each FAILED/TIMEOUT session, counted by
+    ``uow.sessions.failures_by_cause``) and the commands that drew the most error status
+    words. All three read the one window ``failures_by_cause`` reports."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ValidationError(f"days must be a whole number from 1, got {days!r}")
-    since = (now or utcnow()) - timedelta(days=days)
-    session = uow.session
+    failures = uow.sessions.failures_by_cause(days=days)
+    since = failures["since"]
     when = func.coalesce(OTASession.started_at, OTASession.created_at)
     day = func.date(when)
     completed = func.sum(case((OTASession.status == SessionStatus.COMPLETED, 1), else_=0))
-    daily = session.execute(
+    daily = uow.session.execute(
         select(day, func.count(), func.coalesce(completed, 0))
         .where(when >= since)
         .group_by(day)
         .order_by(day)
     ).all()
-    cause = func.coalesce(OTASession.error_code, OTASession.status)
-    ended_badly = OTASession.status.in_((SessionStatus.FAILED, SessionStatus.TIMEOUT))
-    causes = session.execute(
-        select(cause, func.count())
-        .where(when >= since, ended_badly)
-        .group_by(cause)
-        .order_by(func.count().desc(), cause)
-    ).all()
     return SessionsReport(
         days=days,
         daily=[DailyOtaRate(_day(value), int(total), int(ok)) for value, total, ok in daily],
-        causes=[FailureCause(str(name), int(count)) for name, count in causes],
+        causes=[
+            FailureCause(row["error_code"] or NO_ERROR_CODE, row["count"])
+            for row in failures["error_codes"]
+        ],
         commands=_command_errors(uow, since),
     )
 
