@@ -5,7 +5,15 @@ synthetic: 10,000 result rows (5 % failing, with messages and failing exchanges)
 tallied in Python into the report's records, as the storage layer's queries will; a
 sessions report over 30 days is rendered too.
 
+With ``--database-url URL`` (repeatable, one per backend) it also stores that run and
+its 30 runs of history in the database (Core bulk inserts, then ``start_run`` /
+``finish_run``) and times ``reports.build_run_report`` - the SQL history, flaky and
+trend queries - plus the rendering. The database must hold no test runs: the
+benchmark writes its rows there and deletes them afterwards.
+
 python benchmarks/report_bench.py [--results 10000] [--output report.html]
+python benchmarks/report_bench.py --database-url sqlite:///bench.db \
+    --database-url postgresql://postgres@127.0.0.1/cardlink_bench
 """
 
 from __future__ import annotations
@@ -14,10 +22,20 @@ import argparse
 import random
 import sys
 import time
+import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
-from cardlink.database import TestStatus
+from sqlalchemy import Table, delete, func, select
+
+from cardlink.database import (
+    DatabaseConfig,
+    DatabaseManager,
+    TestResult,
+    TestRun,
+    TestStatus,
+    UnitOfWork,
+)
 from cardlink.database.reports import (
     CommandErrors,
     DailyOtaRate,
@@ -35,6 +53,9 @@ from cardlink.database.reports import (
     changes_against_baseline,
     render_run_report,
     render_sessions_report,
+)
+from cardlink.database.reports import (
+    build_run_report as build_run_report_from_database,
 )
 
 TIME_TARGET_S = 2.0
@@ -158,10 +179,85 @@ def build_sessions_report() -> SessionsReport:
     )
 
 
+def store_history(manager: DatabaseManager, results: int, runs: int = 30) -> str:
+    """``runs`` nightly runs of ``results`` results each (the synthetic rows, a different
+    seed each night), inserted through Core from the model's table; the newest run's id."""
+    table = TestResult.__table__
+    assert isinstance(table, Table)
+    start = datetime(2026, 12, 5, 22, tzinfo=timezone.utc)
+    now = datetime.now(timezone.utc)
+    with UnitOfWork(manager) as uow:
+        if uow.session.scalar(select(func.count()).select_from(TestRun)):
+            raise SystemExit(f"{manager.config.url}: holds test runs already; use an empty one")
+        for night in range(1, runs + 1):
+            uow.tests.start_run(
+                f"bench-{night:02d}", started_at=start - timedelta(days=runs - night)
+            )
+        uow.commit()
+    with manager.engine.begin() as connection:
+        for night in range(1, runs + 1):
+            rows = [
+                {
+                    "id": uuid.uuid4(),
+                    "run_id": f"bench-{night:02d}",
+                    "suite_name": suite,
+                    "test_name": test,
+                    "status": status,
+                    "attempt": 1,
+                    "duration_ms": duration,
+                    "error_message": message,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for suite, test, status, duration, message in synthetic_rows(results, night)
+            ]
+            for offset in range(0, len(rows), 2_000):
+                connection.execute(table.insert(), rows[offset : offset + 2_000])
+    with UnitOfWork(manager) as uow:
+        for night in range(1, runs + 1):
+            uow.tests.finish_run(f"bench-{night:02d}")
+        uow.commit()
+    return f"bench-{runs:02d}"
+
+
+def forget_history(manager: DatabaseManager) -> None:
+    """Delete what :func:`store_history` wrote."""
+    with manager.engine.begin() as connection:
+        connection.execute(delete(TestResult).where(TestResult.run_id.like("bench-%")))
+        connection.execute(delete(TestRun).where(TestRun.run_id.like("bench-%")))
+
+
+def time_database_report(url: str, results: int) -> tuple[str, float, int]:
+    """(label, seconds to build from the database and render, bytes of HTML)."""
+    manager = DatabaseManager(DatabaseConfig(database_url=url))
+    manager.initialize()
+    manager.create_tables()
+    try:
+        run_id = store_history(manager, results)
+        try:
+            started = time.perf_counter()
+            with UnitOfWork(manager) as uow:
+                html = render_run_report(build_run_report_from_database(uow, run_id))
+            seconds = time.perf_counter() - started
+        finally:
+            forget_history(manager)
+    finally:
+        manager.close()
+    label = f"run report from {manager.config.url.get_backend_name()}, {results:,} results, 30 runs"
+    return label, seconds, len(html.encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=10_000)
     parser.add_argument("--output", help="also write the run report here")
+    parser.add_argument(
+        "--database-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also time the report built from this database (repeatable)",
+    )
     args = parser.parse_args(argv)
     render_run_report(RunReport(RunSummary("warm-up", StatusCounts(passed=1))))  # templates
 
@@ -175,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.output, "w", encoding="utf-8") as file:
             file.write(html)
 
-    ok = True
-    for label, seconds, size in (
+    figures = [
         (f"run report, {args.results:,} results, 30 runs", run_seconds, len(html.encode())),
         ("sessions report, 30 days", sessions_seconds, len(sessions_html.encode())),
-    ):
+    ]
+    figures += [time_database_report(url, args.results) for url in args.database_url]
+    ok = True
+    for label, seconds, size in figures:
         fits = seconds < TIME_TARGET_S and size < SIZE_TARGET_BYTES
         ok = ok and fits
         print(

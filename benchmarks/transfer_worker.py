@@ -33,7 +33,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TABLES = ("devices", "cards", "sessions", "http_exchanges", "logs", "tests", "settings")
+TABLES = (
+    "devices",
+    "cards",
+    "sessions",
+    "http_exchanges",
+    "logs",
+    "test_runs",
+    "tests",
+    "settings",
+)
 #: Rows per fetch and document rows per ``write`` of the raw export.
 ROWS_PER_WRITE = 1000
 

@@ -41,6 +41,7 @@ _TABLES_CHILD_FIRST = (
     "logs",
     "http_exchanges",
     "tests",
+    "test_runs",
     "sessions",
     "cards",
     "devices",

@@ -84,6 +84,7 @@ def seed(url: str, *, logs: int = 1234) -> dict[str, int]:
         "sessions": 3,
         "http_exchanges": 0,
         "logs": logs,
+        "test_runs": 1,
         "tests": 4,
         "settings": 1,
     }

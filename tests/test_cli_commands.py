@@ -141,7 +141,7 @@ def test_export_to_a_file_is_quiet_apart_from_its_summary(
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert result.stderr.startswith(
-        "Exported 25 rows (devices 5, cards 2, sessions 3, http_exchanges 0, logs 10"
+        "Exported 26 rows (devices 5, cards 2, sessions 3, http_exchanges 0, logs 10, test_runs 1"
     )
     assert target.read_text().startswith("format: cardlink-database-export")
     assert [path.name for path in target.parent.iterdir()] == ["backup.yaml"]

@@ -169,7 +169,7 @@ def test_a_gz_backup_is_written_compressed_and_read_back(
     expected = counts(fresh_url)
     invoke(fresh_url, "init", "--force", "--yes")
     imported = invoke(fresh_url, "import", str(target))
-    assert "65 created" in imported.stdout
+    assert "66 created" in imported.stdout
     assert counts(fresh_url) == expected
 
 
@@ -211,7 +211,7 @@ def test_progress_shows_a_total_and_an_eta(
     monkeypatch.setattr(cli_console, "PROGRESS_DELAY_SECONDS", 0.0)
     target = tmp_path / "backup.json.gz"
     exported = invoke(fresh_url, "export", "--output", str(target)).stderr
-    assert "Exporting" in exported and "/45" in exported and "ETA" in exported
+    assert "Exporting" in exported and "/46" in exported and "ETA" in exported
     imported = invoke(fresh_url, "import", "--conflict", "overwrite", str(target)).stderr
     assert "Importing" in imported and "rows" in imported and "ETA" in imported
     assert f"/{target.stat().st_size / 1000:.1f} kB" in imported or "bytes" in imported

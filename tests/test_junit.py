@@ -319,5 +319,5 @@ def test_the_repository_export_reads_back_as_the_results_stored_on_every_backend
     cases = read_junit_xml(document.encode(), name="run_1.xml")
     assert [
         (case.suite, case.name, case.status, case.duration_ms, case.message) for case in cases
-    ] == [(s, t, status, d or 0, m) for s, t, status, d, m in stored]
+    ] == stored  # a result stored without a duration is written without a time
     assert all(case.attempt == 1 and case.classname == case.suite for case in cases)

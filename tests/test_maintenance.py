@@ -69,6 +69,7 @@ def test_stats_reports_rows_size_and_the_last_day(manager: DatabaseManager) -> N
         "sessions": 3,
         "http_exchanges": 0,
         "logs": 30,
+        "test_runs": 1,
         "tests": 4,
         "settings": 1,
     }

@@ -266,7 +266,16 @@ def test_mysql_tables_use_a_binary_collation_however_created(
                 ).all()
             )
     assert collations == dict.fromkeys(
-        ("cards", "devices", "http_exchanges", "logs", "sessions", "settings", "tests"),
+        (
+            "cards",
+            "devices",
+            "http_exchanges",
+            "logs",
+            "sessions",
+            "settings",
+            "test_runs",
+            "tests",
+        ),
         "utf8mb4_bin",
     )
 

@@ -93,7 +93,7 @@ def test_the_guides_import_snippet_runs_as_written(manager, tmp_path, monkeypatc
 
         uow.commit()
 
-    assert capsys.readouterr().out == "Created: 24\nUpdated: 0\nSkipped: 0\nErrors: 0\n"
+    assert capsys.readouterr().out == "Created: 25\nUpdated: 0\nSkipped: 0\nErrors: 0\n"
     assert snapshot(manager) == before
 
 
@@ -289,7 +289,7 @@ def test_selective_export_takes_tables_in_any_order_and_refuses_unknown_names(ma
             exporter.export_selective(["devices", "widgets"])
     assert str(error.value) == (
         "unknown table 'widgets'; valid tables: devices, cards, sessions, http_exchanges, logs, "
-        "tests, settings"
+        "test_runs, tests, settings"
     )
 
 
@@ -318,7 +318,7 @@ def test_an_import_announces_one_batch_completed_event_after_commit_only(manager
         result = DataImporter(uow).import_data(document, conflict_mode="merge")
         uow.commit()
     assert [event.event_type for event in events] == [EventType.BATCH_COMPLETED]
-    assert events[0].data["updated"] == result.updated == 24
+    assert events[0].data["updated"] == result.updated == 25
     assert events[0].data["per_table"]["logs"]["updated"] == 6
     json.dumps(events[0].data)
 

@@ -179,7 +179,7 @@ def test_an_unknown_table_or_field_is_named_with_the_valid_ones(manager, exporte
         manager,
         json.dumps(spoiled),
         "import: unknown table 'widgets'; "
-        "valid tables: devices, cards, sessions, http_exchanges, logs, tests, settings",
+        "valid tables: devices, cards, sessions, http_exchanges, logs, test_runs, tests, settings",
     )
     exported["tables"]["cards"][1]["colour"] = "red"
     assert_refused(

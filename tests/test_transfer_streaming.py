@@ -42,6 +42,7 @@ def test_export_writes_each_page_to_the_stream_as_it_goes(manager):
         "sessions": 3,
         "http_exchanges": 2,
         "logs": 6,
+        "test_runs": 1,
         "tests": 2,
         "settings": 6,
     }
@@ -91,7 +92,7 @@ def test_the_json_reader_takes_any_layout_in_any_chunk_size(
     with UnitOfWork(manager) as uow:
         result = DataImporter(uow).import_stream(io.StringIO(text))
         uow.commit()
-    assert result.created == 24
+    assert result.created == 25
     assert snapshot(manager) == before
 
 
@@ -112,13 +113,14 @@ def test_tables_may_come_in_any_order_children_wait_for_their_parents(manager, a
     assert list(result.per_table) == [
         "settings",
         "tests",
+        "test_runs",
         "logs",
         "http_exchanges",
         "sessions",
         "cards",
         "devices",
     ]
-    assert result.created == 24
+    assert result.created == 25
     assert snapshot(manager) == before
 
 
@@ -135,10 +137,10 @@ def test_import_stream_reads_text_and_binary_files_and_reports_progress(manager,
         with path.open("rb") as binary:
             result = importer.import_stream(binary, progress=lambda *step: progress.append(step))
         with path.open(encoding="utf-8") as text:
-            assert importer.import_stream(text, dry_run=True).skipped == 24
+            assert importer.import_stream(text, dry_run=True).skipped == 25
         with (tmp_path / "bom.json").open("rb") as binary:
-            assert importer.import_stream(binary).skipped == 24
-    assert result.skipped == 24
+            assert importer.import_stream(binary).skipped == 25
+    assert result.skipped == 25
     assert progress[:3] == [("devices", 3), ("cards", 2), ("sessions", 3)]
     assert ("logs", 4) in progress and ("logs", 6) in progress and progress[-1] == ("settings", 6)
     with UnitOfWork(manager) as uow, pytest.raises(ValidationError, match="not valid UTF-8"):

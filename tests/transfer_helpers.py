@@ -163,7 +163,7 @@ def snapshot(manager: DatabaseManager, tables: tuple[str, ...] = TABLE_NAMES) ->
 def wipe(manager: DatabaseManager) -> None:
     """Delete every row, children first."""
     with manager.engine.begin() as connection:
-        for name in ("logs", "http_exchanges", "tests", "sessions", "cards", "devices", "settings"):
+        for name in reversed(TABLE_NAMES):
             connection.execute(Base.metadata.tables[name].delete())
 
 

@@ -36,6 +36,7 @@ from .models import (
     SessionStatus,
     Setting,
     TestResult,
+    TestRun,
     TestStatus,
 )
 from .repositories import (
@@ -140,6 +141,7 @@ __all__ = [
     "SettingRepository",
     "TestRepository",
     "TestResult",
+    "TestRun",
     "TestStatus",
     "TimelineEntry",
     "UnitOfWork",

@@ -46,7 +46,16 @@ from .types import (
 )
 
 #: The tables in export and import order: parents before the rows that point at them.
-TABLE_NAMES = ("devices", "cards", "sessions", "http_exchanges", "logs", "tests", "settings")
+TABLE_NAMES = (
+    "devices",
+    "cards",
+    "sessions",
+    "http_exchanges",
+    "logs",
+    "test_runs",
+    "tests",
+    "settings",
+)
 
 #: Deepest nesting of lists and objects a JSON column takes (``[[1]]`` is 2 deep).
 #: MariaDB refuses 32 and more in a JSON column; 20 leaves room and is ample for settings.

@@ -64,6 +64,12 @@ class EventType(LabelledEnum):
     TEST_RESULT_UPDATED = "test_result.updated"
     #: ``tests.delete``/``delete_by_id``.
     TEST_RESULT_DELETED = "test_result.deleted"
+    #: ``test_runs.create``.
+    TEST_RUN_CREATED = "test_run.created"
+    #: ``test_runs.update``.
+    TEST_RUN_UPDATED = "test_run.updated"
+    #: ``test_runs.delete``/``delete_by_id``.
+    TEST_RUN_DELETED = "test_run.deleted"
     #: ``settings.set_value`` (new or changed), ``import_yaml``.
     SETTING_UPDATED = "setting.updated"
     #: ``settings.delete``, ``reset_to_defaults``.

@@ -24,6 +24,7 @@ from .repositories import (
     SessionRepository,
     SettingRepository,
     TestRepository,
+    TestRunRepository,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class UnitOfWork:
     @cached_property
     def tests(self) -> TestRepository:
         return TestRepository(self)
+
+    @cached_property
+    def test_runs(self) -> TestRunRepository:
+        return TestRunRepository(self)
 
     @cached_property
     def settings(self) -> SettingRepository:

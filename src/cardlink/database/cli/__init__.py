@@ -5,7 +5,7 @@ registers it on the ``cli`` group. To add a command, write it with
 ``@cli.command()`` (from ``.app``) and import its module below.
 """
 
-from . import data, keys, maintenance, schema, sessions, timeline, trace
+from . import data, keys, maintenance, report, schema, sessions, tests_cmd, timeline, trace
 from .app import CliState, CommandFailed, cli, main
 
 __all__ = [
@@ -16,8 +16,10 @@ __all__ = [
     "keys",
     "main",
     "maintenance",
+    "report",
     "schema",
     "sessions",
+    "tests_cmd",
     "timeline",
     "trace",
 ]

@@ -9,6 +9,7 @@ from .log import CommLog
 from .session import OTASession
 from .setting import Setting
 from .test_result import TestResult
+from .test_run import TestRun
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -24,6 +25,7 @@ __all__ = [
     "SessionStatus",
     "Setting",
     "TestResult",
+    "TestRun",
     "TestStatus",
     "TimestampMixin",
 ]

@@ -21,6 +21,8 @@ class TestResult(TimestampMixin, Base):
     __tablename__ = "tests"
     __table_args__ = (
         Index(None, "run_id"),
+        Index(None, "suite_name", "test_name"),
+        Index(None, "session_id"),
         Index(None, "suite_name", "started_at"),
         Index(None, "status"),
         Index(None, "device_id"),
@@ -41,6 +43,12 @@ class TestResult(TimestampMixin, Base):
         String(22), ForeignKey("cards.iccid", ondelete="SET NULL")
     )
     status: Mapped[TestStatus] = mapped_column(enum_column(TestStatus), nullable=False)
+    #: 1 for the first try; retries of the test in the same run count up.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    #: The OTA session the test drove, so a failure links to its trace.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        GUID, ForeignKey("sessions.id", ondelete="SET NULL")
+    )
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)

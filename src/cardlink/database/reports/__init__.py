@@ -7,6 +7,7 @@ CSS and its charts (SVG from pygal) inline, and needs no network.
 
 from __future__ import annotations
 
+from .build import build_run_report, build_sessions_report
 from .inputs import (
     CommandErrors,
     DailyOtaRate,
@@ -41,6 +42,8 @@ __all__ = [
     "StatusCounts",
     "SuiteCounts",
     "TrendPoint",
+    "build_run_report",
+    "build_sessions_report",
     "changes_against_baseline",
     "render_run_report",
     "render_sessions_report",

@@ -8,6 +8,7 @@ from .log import LogRepository
 from .session import SessionRepository
 from .setting import DEFAULT_SETTINGS, SettingRepository
 from .test_result import TestRepository
+from .test_run import TestRunRepository
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -20,4 +21,5 @@ __all__ = [
     "SessionRepository",
     "SettingRepository",
     "TestRepository",
+    "TestRunRepository",
 ]

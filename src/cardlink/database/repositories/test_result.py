@@ -1,18 +1,23 @@
-"""Queries for test results: runs, suites, summaries, run comparison and JUnit XML."""
+"""Test results and runs: runs as records, summaries, comparison, history and JUnit XML."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
 
 from ..events import EventType
-from ..exceptions import NotFoundError
-from ..models import TestResult, TestStatus
-from ..types import to_utc
+from ..exceptions import NotFoundError, ValidationError
+from ..models import TestResult, TestRun, TestStatus
+from ..reports.inputs import FlakyTest, TrendPoint
+from ..transfer.junit import JUnitCase, Source, read_junit_xml, write_junit_xml
+from ..types import to_utc, utcnow
+from . import test_history
 from .base import BaseRepository, _slice
+from .failing_exchanges import failing_exchanges
 
 FAILING = (TestStatus.FAILED, TestStatus.ERROR)
 
@@ -42,12 +47,18 @@ class TestRepository(BaseRepository[TestResult]):
         error_message: str | None = None,
         assertions: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        attempt: int = 1,
+        session_id: uuid.UUID | str | None = None,
         **fields: Any,
     ) -> TestResult:
         """Store one test case's result; ``duration_ms`` defaults to ended - started.
 
-        Any other column of the model can be given by keyword.
+        ``attempt`` counts retries within the run (1 for the first try); ``session_id``
+        links the OTA session the test drove. A run not started yet is created. Any
+        other column of the model can be given by keyword.
         """
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise ValidationError(f"tests.attempt must be a whole number from 1, got {attempt!r}")
         if duration_ms is None and started_at is not None and ended_at is not None:
             elapsed = to_utc(ended_at) - to_utc(started_at)
             duration_ms = max(0, round(elapsed.total_seconds() * 1000))
@@ -64,9 +75,85 @@ class TestRepository(BaseRepository[TestResult]):
             error_message=error_message,
             assertions=assertions,
             metadata=metadata,
+            attempt=attempt,
+            session_id=session_id,
             **fields,
         )
         return self.create(result)
+
+    def create(self, entity: TestResult) -> TestResult:
+        """Store a result; its run is created if this is the run's first result."""
+        if isinstance(entity, TestResult):
+            self._ensure_run(entity.run_id, entity.started_at)
+        return super().create(entity)
+
+    # -- runs ----------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str, *, started_at: datetime | None = None, **environment: Any
+    ) -> TestRun:
+        """Record a run's start and environment (device, card, server_version, revision,
+        tags ...); a run that exists already (results came first) gets them merged in."""
+        return self._start(run_id, started_at, environment)
+
+    def _start(
+        self, run_id: str, started_at: datetime | None, environment: Mapping[str, Any]
+    ) -> TestRun:
+        run = self._ensure_run(run_id, started_at or utcnow())
+        if started_at is not None:
+            run.started_at = started_at
+        if environment:
+            run.environment = {**(run.environment or {}), **environment}
+        return run
+
+    def finish_run(self, run_id: str, *, ended_at: datetime | None = None) -> TestRun:
+        """Stamp the run's end and count its totals (each test once, by its last attempt)."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"test run {run_id!r} not found")
+        self._uow.flush()
+        point = test_history.run_totals(self.session, run_id)
+        run.ended_at = ended_at or utcnow()
+        counts = point.counts if point is not None else None
+        run.total = counts.total if counts else 0
+        run.passed = counts.passed if counts else 0
+        run.failed = counts.failed if counts else 0
+        run.skipped = counts.skipped if counts else 0
+        run.error = counts.error if counts else 0
+        run.duration_ms = point.duration_ms if point is not None else 0
+        return run
+
+    def get_run(self, run_id: str) -> TestRun | None:
+        """The run record, or ``None``."""
+        return self.session.get(TestRun, run_id)
+
+    def previous_run(self, run_id: str) -> str | None:
+        """The run started just before ``run_id`` (the report's default baseline)."""
+        return test_history.previous_run(self.session, run_id)
+
+    def _ensure_run(self, run_id: str, started_at: datetime | None) -> TestRun:
+        if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > 128:
+            raise ValidationError(f"run_id must be text of 1 to 128 characters, got {run_id!r}")
+        run = self.session.get(TestRun, run_id)
+        if run is None:
+            run = TestRun(run_id=run_id, started_at=started_at or utcnow())
+            self.session.add(run)
+        return run
+
+    # -- history (computed in SQL) ---------------------------------------------------
+
+    def history(self, suite: str, test_name: str, last: int = 20) -> list[TestResult]:
+        """One test's result (last attempt) in each of its ``last`` newest runs, newest first."""
+        return test_history.history(self.session, suite, test_name, _positive(last, "last"))
+
+    def flaky(self, last_runs: int = 20) -> list[FlakyTest]:
+        """Tests that flipped between pass and fail in the newest ``last_runs`` runs, or
+        failed and then passed on a retry within one; with flip count and last flip."""
+        return test_history.flaky(self.session, _positive(last_runs, "last_runs"))
+
+    def trend(self, last_runs: int = 30) -> list[TrendPoint]:
+        """Counts, pass rate and test time of the newest ``last_runs`` runs, oldest first."""
+        return test_history.trend(self.session, _positive(last_runs, "last_runs"))
 
     def find_by_run(self, run_id: str) -> list[TestResult]:
         """A run's results by suite, then test name."""
@@ -150,55 +237,80 @@ class TestRepository(BaseRepository[TestResult]):
         }
 
     def export_junit_xml(self, run_id: str) -> str:
-        """The run as JUnit XML: one ``testsuite`` per suite, times in seconds."""
-        results = self.find_by_run(run_id)
+        """The run as JUnit XML (schema-valid): the run's environment in ``<properties>``,
+        retries as ``flakyFailure``/``rerunFailure``, and for a failure linked to an OTA
+        session its failing exchange (command, SW, meaning) in ``<system-out>``."""
+        statement = (
+            select(TestResult)
+            .where(TestResult.run_id == run_id)
+            .order_by(
+                TestResult.suite_name, TestResult.test_name, TestResult.attempt, TestResult.id
+            )
+        )
+        results = self._scalars(statement)
         if not results:
             raise NotFoundError(f"test run {run_id!r} has no results")
-        root = ET.Element("testsuites", name=run_id)
-        suites: dict[str, list[TestResult]] = {}
+        linked = {
+            result.session_id
+            for result in results
+            if result.session_id is not None and result.status in FAILING
+        }
+        exchanges = failing_exchanges(self.session, linked)
+        run = self.get_run(run_id)
+        cases = []
         for result in results:
-            suites.setdefault(result.suite_name, []).append(result)
-        totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-        total_time = 0.0
-        for suite_name, cases in suites.items():
-            counts = {
-                "tests": len(cases),
-                "failures": sum(result.status is TestStatus.FAILED for result in cases),
-                "errors": sum(result.status is TestStatus.ERROR for result in cases),
-                "skipped": sum(result.status is TestStatus.SKIPPED for result in cases),
-            }
-            suite_time = sum((result.duration_ms or 0) for result in cases) / 1000
-            started = [result.started_at for result in cases if result.started_at is not None]
-            suite = ET.SubElement(root, "testsuite", name=suite_name, time=f"{suite_time:.3f}")
-            for key, value in counts.items():
-                suite.set(key, str(value))
-            if started:
-                suite.set(
-                    "timestamp", min(started).replace(tzinfo=None).isoformat(timespec="seconds")
-                )
-            for result in cases:
-                element = ET.SubElement(
-                    suite,
-                    "testcase",
-                    classname=suite_name,
+            extra = result.test_metadata or {}
+            exchange = exchanges.get(result.session_id) if result.session_id else None
+            output = exchange.as_text() if exchange and result.status in FAILING else None
+            cases.append(
+                JUnitCase(
+                    suite=result.suite_name,
                     name=result.test_name,
-                    time=f"{(result.duration_ms or 0) / 1000:.3f}",
+                    classname=result.suite_name,
+                    status=result.status,
+                    attempt=result.attempt,
+                    duration_ms=result.duration_ms,
+                    message=result.error_message,
+                    details=_text_or_none(extra.get("details")),
+                    output=output or _text_or_none(extra.get("output")),
                 )
-                message = result.error_message or ""
-                if result.status is TestStatus.FAILED:
-                    ET.SubElement(element, "failure", message=message).text = message
-                elif result.status is TestStatus.ERROR:
-                    ET.SubElement(element, "error", message=message).text = message
-                elif result.status is TestStatus.SKIPPED:
-                    ET.SubElement(element, "skipped", message=message)
-            for key, value in counts.items():
-                totals[key] += value
-            total_time += suite_time
-        for key, value in totals.items():
-            root.set(key, str(value))
-        root.set("time", f"{total_time:.3f}")
-        ET.indent(root)
-        return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+            )
+        environment = run.environment if run is not None else None
+        return write_junit_xml(cases, name=run_id, properties=environment)
+
+    def import_junit(self, stream: Source, *, run_id: str, name: str | None = None) -> TestRun:
+        """Load a JUnit XML file (pytest, Maven Surefire, gotestsum) as run ``run_id``.
+
+        The properties every test shares become the run's environment. The whole file is
+        read and checked before anything is written: a malformed file raises one-line
+        :class:`ValidationError` and adds nothing; so does a run that has results already.
+        """
+        cases = read_junit_xml(stream, name=name)
+        stored = self.session.scalar(
+            select(func.count()).select_from(TestResult).where(TestResult.run_id == run_id)
+        )
+        if stored:
+            raise ValidationError(
+                f"test run {run_id!r} already has {stored} results; import under a new --run-id"
+            )
+        run = self._start(run_id, None, _shared_properties(cases))
+        for junit_case in cases:
+            extra = {
+                key: value
+                for key, value in (("details", junit_case.details), ("output", junit_case.output))
+                if value
+            }
+            self.create_result(
+                run_id,
+                junit_case.classname or junit_case.suite,
+                junit_case.name,
+                junit_case.status,
+                duration_ms=junit_case.duration_ms,
+                error_message=junit_case.message,
+                attempt=junit_case.attempt,
+                metadata=extra or None,
+            )
+        return run
 
     def _statuses(self, run_id: str) -> dict[str, TestStatus]:
         statement = select(TestResult.suite_name, TestResult.test_name, TestResult.status).where(
@@ -207,6 +319,27 @@ class TestRepository(BaseRepository[TestResult]):
         return {
             f"{suite}::{test}": status for suite, test, status in self.session.execute(statement)
         }
+
+
+def _positive(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{name} must be a whole number from 1, got {value!r}")
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _shared_properties(cases: list[JUnitCase]) -> dict[str, str]:
+    """The properties every case carries with the same value (the suite's, in practice)."""
+    if not cases:
+        return {}
+    shared: Mapping[str, str] = cases[0].properties
+    common = dict(shared)
+    for other in cases[1:]:
+        common = {key: value for key, value in common.items() if other.properties.get(key) == value}
+    return common
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -34,7 +34,6 @@ TRAILER = "trailer"
 #: The versions the importer reads.
 READABLE_VERSIONS = (PRE_TRAILER_VERSION, FORMAT_VERSION)
 
-
 #: The one secret column: Fernet ciphertext of the PSK key, left out on request.
 PSK_COLUMN = ("cards", "psk_key_encrypted")
 

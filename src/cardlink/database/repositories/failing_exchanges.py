@@ -1,0 +1,75 @@
+"""Where an OTA session went wrong: its first error response and the command it answered.
+
+Used by the JUnit export (``<system-out>``) and the run report. The pairing is done
+in SQL: each response is paired with the command logged just before it in its session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..exceptions import ValidationError
+from ..models import CommDirection, CommLog
+from ..reports.inputs import FailingExchange
+from ..status_words import error_condition
+
+
+def failing_exchanges(
+    session: Session, session_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, FailingExchange]:
+    """The first failing command/response pair of each session that has one."""
+    if not session_ids:
+        return {}
+    order = (CommLog.timestamp, CommLog.id)
+    paired = (
+        select(
+            CommLog.session_id,
+            CommLog.direction,
+            CommLog.status_word,
+            func.lag(CommLog.raw_data)
+            .over(partition_by=CommLog.session_id, order_by=order)
+            .label("command_apdu"),
+            func.lag(CommLog.direction)
+            .over(partition_by=CommLog.session_id, order_by=order)
+            .label("command_direction"),
+            CommLog.timestamp,
+            CommLog.id,
+        )
+        .where(CommLog.session_id.in_(list(session_ids)))
+        .subquery("paired")
+    )
+    errors = (
+        select(
+            paired.c.session_id,
+            paired.c.command_apdu,
+            paired.c.status_word,
+            func.row_number()
+            .over(partition_by=paired.c.session_id, order_by=(paired.c.timestamp, paired.c.id))
+            .label("nth"),
+        )
+        .where(
+            paired.c.direction == CommDirection.RESPONSE,
+            paired.c.command_direction == CommDirection.COMMAND,
+            paired.c.status_word.is_not(None),
+            error_condition(paired.c.status_word),
+        )
+        .subquery("errors")
+    )
+    statement = select(errors.c.session_id, errors.c.command_apdu, errors.c.status_word).where(
+        errors.c.nth == 1
+    )
+    found: dict[uuid.UUID, FailingExchange] = {}
+    for session_id, command_apdu, status_word in session.execute(statement):
+        try:
+            found[session_id] = FailingExchange.from_apdu(
+                command_apdu or "", status_word, session_id=str(session_id)
+            )
+        except ValidationError:  # a command logged as text that is not hex
+            found[session_id] = FailingExchange(
+                "?", status_word, "unreadable command", session_id=str(session_id)
+            )
+    return found
