@@ -67,6 +67,10 @@ NEEDS_TABLES = {
     "sessions": ["sessions"],
     "trace import": ["trace", "import", "{backup}", "--session", "{session}"],
     "trace export": ["trace", "export", "{session}", "--output", "{tmp}/out.json"],
+    "timeline": ["timeline", "{session}"],
+    "report": ["report", "nightly-1", "--output", "{tmp}/report.html"],
+    "report sessions": ["report", "sessions", "--output", "{tmp}/sessions.html"],
+    "tests import": ["tests", "import", "{backup}", "--run-id", "nightly-1"],
 }
 #: And the commands that only read a database that must exist.
 READS = {

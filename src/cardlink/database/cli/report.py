@@ -46,7 +46,7 @@ def report(state: CliState, target: str, output: str, baseline: str | None, days
       cardlink-db report nightly-42 --baseline nightly-40 --output report.html
       cardlink-db report sessions --days 30 --output sessions.html
     """
-    with state.manager() as manager, UnitOfWork(manager) as uow:
+    with state.manager(tables=True) as manager, UnitOfWork(manager) as uow:
         if target == SESSIONS:
             if baseline is not None:
                 fail("--baseline is for a run report, not the sessions report")
