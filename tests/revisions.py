@@ -22,3 +22,19 @@ REVISIONS = _revisions_oldest_first()
 HEAD = REVISIONS[-1]
 #: The first revision (the guide's ``migrate --revision`` example names its prefix).
 INITIAL = REVISIONS[0]
+
+
+def revision_described_by(*words: str) -> tuple[str, str]:
+    """(the one revision whose docstring holds every one of ``words``, the revision before it).
+
+    A test finds the revision it is about by what the revision says it does, not by its id.
+    """
+    found = [
+        script
+        for script in script_directory().walk_revisions()
+        if all(word in (script.module.__doc__ or "") for word in words)
+    ]
+    assert len(found) == 1, f"{len(found)} revisions are described by {words}"
+    (script,) = found
+    assert isinstance(script.down_revision, str)
+    return script.revision, script.down_revision

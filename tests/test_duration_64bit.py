@@ -40,7 +40,7 @@ from cardlink.database import (
 )
 from cardlink.database.types import utcnow
 from conftest import forget_schema
-from test_migrations import packaged_scripts
+from revisions import revision_described_by
 
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000  # > 2**31 - 1
 
@@ -94,12 +94,7 @@ def _durations(manager: DatabaseManager) -> list[int | None]:
 def test_the_widening_revision_keeps_rows_up_and_down_and_refuses_to_truncate(
     fresh: DatabaseManager,
 ) -> None:
-    (widening,) = [
-        script
-        for script in packaged_scripts().walk_revisions()
-        if "duration_ms" in (script.doc or "") and "64-bit" in (script.doc or "")
-    ]
-    before_head = widening.down_revision
+    widening, before_head = revision_described_by("duration_ms", "64-bit")
     assert isinstance(before_head, str)
     run_migrations(before_head, manager=fresh)
     # Through Core, with the columns of that revision: later ones add session columns.
@@ -126,7 +121,7 @@ def test_the_widening_revision_keeps_rows_up_and_down_and_refuses_to_truncate(
         )
     assert _durations(fresh) == [small]
 
-    assert run_migrations(widening.revision, manager=fresh) == widening.revision
+    assert run_migrations(widening, manager=fresh) == widening
     assert _durations(fresh) == [small]
     sessions = Base.metadata.tables["sessions"]
     with fresh.engine.begin() as connection:
@@ -136,11 +131,11 @@ def test_the_widening_revision_keeps_rows_up_and_down_and_refuses_to_truncate(
     if not fresh.config.is_sqlite:  # SQLite's INTEGER holds 64 bits at every revision
         with pytest.raises(MigrationError):
             downgrade(revision=before_head, manager=fresh)
-        assert get_current_revision(manager=fresh) == widening.revision
+        assert get_current_revision(manager=fresh) == widening
         assert _durations(fresh) == [THIRTY_DAYS_MS]
     with fresh.engine.begin() as connection:
         connection.execute(update(sessions).values(duration_ms=small))
     assert downgrade(revision=before_head, manager=fresh) == before_head
     assert _durations(fresh) == [small]
-    assert run_migrations(widening.revision, manager=fresh) == widening.revision
+    assert run_migrations(widening, manager=fresh) == widening
     assert _durations(fresh) == [small]

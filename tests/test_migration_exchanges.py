@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -28,27 +26,11 @@ from sqlalchemy import (
 )
 
 from cardlink.database import DatabaseConfig, DatabaseManager, downgrade, run_migrations
-from cardlink.database.migrate import SCRIPT_LOCATION
 from conftest import forget_schema
+from revisions import HEAD, revision_described_by
 from test_migrations import differences
 
-
-def _scripts() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    return ScriptDirectory.from_config(config)
-
-
-def _revision_creating(table: str) -> tuple[str, str]:
-    """(the revision whose description creates ``table``, the one before it)."""
-    for script in _scripts().walk_revisions():
-        if f"the {table} table" in (script.doc or ""):
-            assert isinstance(script.down_revision, str)
-            return script.revision, script.down_revision
-    raise AssertionError(f"no revision creates {table}")
-
-
-REVISION, PREVIOUS = _revision_creating("http_exchanges")
+REVISION, PREVIOUS = revision_described_by("the http_exchanges table")
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 TLS_COLUMNS = {
     "tls_version",
@@ -192,7 +174,7 @@ def test_upgrade_and_downgrade_keep_every_session_and_log(previous: DatabaseMana
             ).scalar_one()
             == 2
         )
-    if _scripts().get_current_head() == REVISION:
+    if HEAD == REVISION:
         assert differences(previous) == []  # the models' schema, exactly
 
     assert downgrade(revision=PREVIOUS, manager=previous) == PREVIOUS

@@ -33,21 +33,10 @@ from cardlink.database import (
 )
 from cardlink.database.migrate import SCRIPT_LOCATION
 from conftest import forget_schema
+from revisions import revision_described_by
 from test_migrations import differences
 
-
-def _revision_adding(column: str) -> tuple[str, str]:
-    """(the revision that adds ``cards.<column>``, the one before it), from the scripts."""
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    for script in ScriptDirectory.from_config(config).walk_revisions():
-        if script.module.__doc__ and column in (script.module.__doc__ or ""):
-            assert isinstance(script.down_revision, str)
-            return script.revision, script.down_revision
-    raise AssertionError(f"no revision mentions {column}")
-
-
-REVISION, PREVIOUS = _revision_adding("psk_key_version")
+REVISION, PREVIOUS = revision_described_by("psk_key_version")
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 
 #: The tables as the previous revision leaves them (only the columns these rows need).

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     JSON,
     Column,
@@ -24,27 +22,11 @@ from sqlalchemy import (
 )
 
 from cardlink.database import DatabaseConfig, DatabaseManager, downgrade, run_migrations
-from cardlink.database.migrate import SCRIPT_LOCATION
 from conftest import forget_schema
+from revisions import HEAD, revision_described_by
 from test_migrations import differences
 
-
-def _scripts() -> ScriptDirectory:
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
-    return ScriptDirectory.from_config(config)
-
-
-def _revision_creating(table: str) -> tuple[str, str]:
-    """(the revision whose docstring names ``table``, the one before it), by content."""
-    for script in _scripts().walk_revisions():
-        if table in (script.module.__doc__ or "").split("\n", 1)[0]:
-            assert isinstance(script.down_revision, str)
-            return script.revision, script.down_revision
-    raise AssertionError(f"no revision creates {table}")
-
-
-REVISION, PREVIOUS = _revision_creating("test_runs table")
+REVISION, PREVIOUS = revision_described_by("test_runs table")
 NOW = datetime(2026, 12, 1, 12, 0, 0)
 
 #: The tables as the previous revision leaves them (only the columns these rows need).
@@ -158,7 +140,7 @@ def test_upgrade_gives_every_stored_run_its_row_and_downgrade_keeps_every_result
     assert attempts == [1, 1, 1, 1]
     columns = {column["name"] for column in inspect(previous.engine).get_columns("tests")}
     assert {"attempt", "session_id"} <= columns
-    if _scripts().get_current_head() == REVISION:
+    if HEAD == REVISION:
         assert differences(previous) == []  # the models' schema, exactly
 
     assert downgrade(revision=PREVIOUS, manager=previous) == PREVIOUS
