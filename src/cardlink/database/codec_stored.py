@@ -1,0 +1,157 @@
+"""Checked values in the form the driver stores, and the multi-row INSERT that writes them.
+
+One converter per column and dialect (UUIDs as hex or native, timestamps as naive
+UTC text or ``datetime``, enums as their values), compiled once per table; rows
+then go through the driver's own executemany, or ``COPY`` on PostgreSQL
+(``bulk.write_records``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Enum, Table
+from sqlalchemy.engine import Connection
+
+from .bulk import write_records
+from .types import GUID, UTCDateTime, naive_utc_text
+
+_combine = datetime.combine
+
+
+Convert = Callable[[Any], Any]
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return _combine(value, value.time())
+
+
+def _remembering_last(convert: Convert) -> Convert:
+    """``convert`` that reuses its last result for the same object (rows share UUIDs, times)."""
+    last: tuple[Any, Any] = (None, None)
+
+    def convert_value(value: Any) -> Any:
+        nonlocal last
+        seen, found = last
+        if value is seen and value is not None:
+            return found
+        found = None if value is None else convert(value)
+        last = (value, found)
+        return found
+
+    return convert_value
+
+
+def _enum_value(value: Any) -> Any:
+    return None if value is None else str(value.value)
+
+
+def _driver_kind(dialect_name: str, driver: str) -> str | None:
+    """'sqlite', 'mysql' or 'postgresql' when the driver's own executemany/COPY is known."""
+    if dialect_name == "sqlite" and driver == "pysqlite":
+        return "sqlite"
+    if dialect_name in ("mysql", "mariadb") and driver == "pymysql":
+        return "mysql"
+    if dialect_name == "postgresql" and driver == "psycopg":
+        return "postgresql"
+    return None
+
+
+class StoredForm:
+    """Checked values -> the values the driver stores, one converter per column, for one dialect.
+
+    ``driver`` is None when the bulk path does not know the driver, or when a JSON
+    column is written (SQLAlchemy's own JSON serialiser does it): the rows then go
+    through ``connection.execute(table.insert(), rows)``.
+    """
+
+    def __init__(self, table: Table, driver: str | None) -> None:
+        self.table = table
+        self.driver = driver
+        self.converters: dict[str, Convert | None] = {}
+        for column in table.columns:
+            try:
+                self.converters[str(column.name)] = _converter(column, driver)
+            except LookupError:
+                self.converters[str(column.name)] = None
+                self.driver = None
+
+    def convert(self, name: str, values: list[Any]) -> list[Any]:
+        convert = self.converters[name]
+        if convert is None or self.driver is None:
+            return values
+        return list(map(convert, values))
+
+
+def _converter(column: Column[Any], driver: str | None) -> Convert | None:
+    """The conversion for one column: a function, or None (value as is). Raises LookupError
+    for a column the driver path does not write (JSON: SQLAlchemy's serialiser does)."""
+    column_type = column.type
+    if isinstance(column_type, GUID):
+        if driver == "postgresql":
+            return None  # psycopg binds uuid.UUID natively
+        return _remembering_last(lambda value: value.hex)
+    if isinstance(column_type, UTCDateTime):
+        return _remembering_last(naive_utc_text if driver != "postgresql" else _naive_utc)
+    if isinstance(column_type, Enum):
+        return _enum_value
+    if isinstance(column_type, JSON):
+        raise LookupError(column.name)
+    return None
+
+
+@functools.cache
+def stored_form(table: Table, dialect_name: str, driver: str) -> StoredForm:
+    """The stored form of ``table`` for one dialect and driver, compiled on first use."""
+    return StoredForm(table, _driver_kind(dialect_name, driver))
+
+
+def insert_columns(connection: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
+    """INSERT rows given as checked columns (equal lengths) in one executemany or COPY."""
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+    form = stored_form(table, connection.dialect.name, connection.dialect.driver)
+    if form.driver is None:
+        count = len(columns[names[0]])
+        rows = [{name: columns[name][index] for name in names} for index in range(count)]
+        connection.execute(table.insert(), rows)
+        return
+    stored = [form.convert(name, columns[name]) for name in names]
+    write_records(connection, form.driver, table, names, list(zip(*stored, strict=True)))
+
+
+def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (dicts of checked values, all with the same keys) into ``table``."""
+    if not rows:
+        return
+    names = list(rows[0])
+    insert_columns(connection, table, {name: [row[name] for row in rows] for name in names})
+
+
+def default_value(column: Column[Any]) -> Any:
+    """The value the column's Python-side default gives (``uuid4()``, ``utcnow()``, a constant)."""
+    default = column.default
+    if default is None:
+        return None
+    if getattr(default, "is_callable", False):
+        return default.arg(None)  # type: ignore[attr-defined]
+    return getattr(default, "arg", None)
+
+
+def columns_of(rows: Sequence[dict[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    """Rows given as dicts, as one list per column name (absent keys are None)."""
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+__all__ = [
+    "StoredForm",
+    "columns_of",
+    "default_value",
+    "insert_columns",
+    "insert_rows",
+    "stored_form",
+]
