@@ -11,6 +11,7 @@ connection and in its transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy import Table
@@ -25,35 +26,79 @@ def write_records(
     table: Table,
     names: Sequence[str],
     records: list[tuple[Any, ...]],
-) -> None:
+    *,
+    leave_open: bool = False,
+) -> OpenCopy | None:
     """INSERT ``records`` (values in ``names`` order, in the driver's form) into ``table``.
 
-    ``driver`` is ``"postgresql"`` (psycopg COPY), ``"sqlite"`` or ``"mysql"``.
+    ``driver`` is ``"postgresql"`` (psycopg COPY), ``"sqlite"`` or ``"mysql"``. With
+    ``leave_open`` the PostgreSQL COPY is returned before it ends (see ``OpenCopy``);
+    otherwise, and on the other drivers, the rows are stored on return.
     """
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
     if driver == "postgresql":
-        copy_rows(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", records)
-        return
+        copy = OpenCopy(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", records)
+        if leave_open:
+            return copy
+        copy.close()
+        return None
     mark = "?" if driver == "sqlite" else "%s"
     marks = ", ".join([mark] * len(names))
     connection.exec_driver_sql(
         f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})", records
     )
+    return None
 
 
 def copy_rows(connection: Connection, sql: str, records: Iterable[Sequence[Any]]) -> None:
     """Run ``COPY ... FROM STDIN`` with ``records`` through psycopg, in the connection's
     current transaction."""
-    driver = connection.connection.driver_connection
-    try:
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+    OpenCopy(connection, sql, records).close()
+
+
+class OpenCopy:
+    """A psycopg ``COPY ... FROM STDIN`` with every record written, not yet ended.
+
+    The server stores rows as they arrive, so a caller with more batches to come
+    prepares the next one while the server works on this one, and ``close`` then
+    waits for whatever is left. Until ``close`` or ``abandon``, psycopg holds the
+    connection for the COPY (any other statement on it would wait for ever), so the
+    caller ends it before its next statement, and on its way out of an error.
+    """
+
+    def __init__(self, connection: Connection, sql: str, records: Iterable[Sequence[Any]]):
+        self._connection = connection
+        self._sql = sql
+        self._ending = ExitStack()
+        driver = connection.connection.driver_connection
+        try:
+            cursor = self._ending.enter_context(driver.cursor())  # type: ignore[union-attr]
+            copy = self._ending.enter_context(cursor.copy(sql))
             write_row = copy.write_row
             for record in records:
                 write_row(record)
-    except connection.dialect.loaded_dbapi.Error as error:
-        # The exception classes an execute() would raise, for translated_errors().
-        raise wrapped_error(connection, sql, None, error) from error
+        except self._connection.dialect.loaded_dbapi.Error as error:
+            self.abandon(error)
+            raise self._translated(error) from error
+        except BaseException as error:
+            self.abandon(error)
+            raise
+
+    def close(self) -> None:
+        """End the COPY and wait until the server has stored every row (or refused one)."""
+        try:
+            self._ending.close()
+        except self._connection.dialect.loaded_dbapi.Error as error:
+            raise self._translated(error) from error
+
+    def abandon(self, error: BaseException) -> None:
+        """End the COPY storing none of its rows, because the caller fails with ``error``."""
+        self._ending.__exit__(type(error), error, error.__traceback__)
+
+    def _translated(self, error: BaseException) -> BaseException:
+        """The exception class an execute() would raise, for translated_errors()."""
+        return wrapped_error(self._connection, self._sql, None, error)
 
 
-__all__ = ["copy_rows", "write_records"]
+__all__ = ["OpenCopy", "copy_rows", "write_records"]

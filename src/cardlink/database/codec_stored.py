@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Enum, Table
 from sqlalchemy.engine import Connection
 
-from .bulk import write_records
+from .bulk import OpenCopy, write_records
 from .types import GUID, UTCDateTime, naive_utc_text
 
 _combine = datetime.combine
@@ -109,27 +109,46 @@ def stored_form(table: Table, dialect_name: str, driver: str) -> StoredForm:
     return StoredForm(table, _driver_kind(dialect_name, driver))
 
 
-def insert_columns(connection: Connection, table: Table, columns: dict[str, list[Any]]) -> None:
-    """INSERT rows given as checked columns (equal lengths) in one executemany or COPY."""
+def insert_columns(
+    connection: Connection,
+    table: Table,
+    columns: dict[str, list[Any]],
+    *,
+    leave_open: bool = False,
+) -> OpenCopy | None:
+    """INSERT rows given as checked columns (equal lengths) in one executemany or COPY.
+
+    With ``leave_open``, a PostgreSQL COPY is returned before it ends, for the caller
+    to close before its next statement (``bulk.OpenCopy``); otherwise None, rows stored.
+    """
     names = list(columns)
     if not names or not columns[names[0]]:
-        return
+        return None
     form = stored_form(table, connection.dialect.name, connection.dialect.driver)
     if form.driver is None:
         count = len(columns[names[0]])
         rows = [{name: columns[name][index] for name in names} for index in range(count)]
         connection.execute(table.insert(), rows)
-        return
+        return None
     stored = [form.convert(name, columns[name]) for name in names]
-    write_records(connection, form.driver, table, names, list(zip(*stored, strict=True)))
+    records = list(zip(*stored, strict=True))
+    return write_records(connection, form.driver, table, names, records, leave_open=leave_open)
 
 
-def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (dicts of checked values, all with the same keys) into ``table``."""
+def insert_rows(
+    connection: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    leave_open: bool = False,
+) -> OpenCopy | None:
+    """INSERT ``rows`` (dicts of checked values, all with the same keys) into ``table``;
+    ``leave_open`` as for ``insert_columns``."""
     if not rows:
-        return
+        return None
     names = list(rows[0])
-    insert_columns(connection, table, {name: [row[name] for row in rows] for name in names})
+    columns = {name: [row[name] for row in rows] for name in names}
+    return insert_columns(connection, table, columns, leave_open=leave_open)
 
 
 def default_value(column: Column[Any]) -> Any:

@@ -16,8 +16,6 @@ from datetime import datetime
 from os import PathLike
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
-from sqlalchemy import text
-
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
 from ..safe_yaml import load_yaml
@@ -256,11 +254,6 @@ class DataImporter:
         lock_for_writing(session)  # a dry run writes too, then rolls back
         with translated_errors():
             savepoint = session.begin_nested()
-            if session.get_bind().dialect.name == "postgresql":
-                # The key lookups run as prepared statements; a generic plan made while the
-                # table was small seq-scans it for every batch's keys (an import of
-                # 100,000 sessions took minutes). Plan each execution instead.
-                session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         try:
             self._run(events, mode, result, progress, dry_run=bool(dry_run))
         except BaseException:
@@ -354,19 +347,30 @@ class DataImporter:
         spill: IO[str] | None = None
         index = 0
 
+        writers: list[TableWriter] = []
+
         def new_writer(name: str) -> TableWriter:
-            return TableWriter(
-                self._uow.session,
-                name,
-                mode=mode,
-                keep_stored_psk=bool(keep_stored_psk),
-                psk_check=self._psk_check(),
-                counts=result.table_counts(name),
-                batch_size=self.batch_size,
-                progress=progress,
+            writers.append(
+                TableWriter(
+                    self._uow.session,
+                    name,
+                    mode=mode,
+                    keep_stored_psk=bool(keep_stored_psk),
+                    psk_check=self._psk_check(),
+                    counts=result.table_counts(name),
+                    batch_size=self.batch_size,
+                    progress=progress,
+                )
             )
+            return writers[-1]
+
+        def abandon_on_error(kind: Any, error: BaseException | None, trace: Any) -> None:
+            if error is not None:  # a writer may have left a COPY open (rows.TableWriter)
+                for opened in writers:
+                    opened.abandon(error)
 
         with ExitStack() as files:
+            files.push(abandon_on_error)
             for kind, name, payload in events:
                 if kind == "header":
                     header[name] = payload

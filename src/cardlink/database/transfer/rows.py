@@ -9,6 +9,7 @@ from sqlalchemy import Column, String, bindparam, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from ..bulk import OpenCopy
 from ..codec import FieldError, default_value, document_decoder, insert_rows
 from ..exceptions import (
     ValidationError,
@@ -59,6 +60,8 @@ class TableWriter:
             {PSK_COLUMN[1]} if keep_stored_psk and name == PSK_COLUMN[0] else set()
         )
         self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
+        self._plan_cache_mode: str | None = None  # PostgreSQL's, as the import found it
+        self._open_insert: tuple[OpenCopy, str] | None = None  # a COPY and its rows' range
         self._decoders = {name: document_decoder(column) for name, column in self._columns.items()}
         self._nulls = {name: None for name, column in self._columns.items() if column.nullable}
         self._text_fields = [
@@ -167,17 +170,18 @@ class TableWriter:
         else:
             updates = [(index, self._changes(index, row)) for index, row in updates]
         self._check_foreign_keys(inserts + updates)
+        self.rows_done += len(batch)
+        if self.progress is not None:  # before the writes, which may leave a COPY open
+            self.progress(self.name, self.rows_done)
         self._insert(inserts)
         self._update(updates)
         self.counts["created"] += len(inserts)
         self.counts["updated"] += len(updates)
-        self.rows_done += len(batch)
-        if self.progress is not None:
-            self.progress(self.name, self.rows_done)
 
     def finish(self, *, dry_run: bool) -> None:
         """Write the last batch; on PostgreSQL move the log id sequence past imported ids."""
         self.flush()
+        self._end_insert()
         if (
             self.explicit_ids
             and not dry_run
@@ -247,7 +251,27 @@ class TableWriter:
             f"SELECT {name} FROM {quote(column.table.name)} "
             f"WHERE {name} = ANY(CAST(:wanted AS {array_type}))"
         )
-        return set(self._run(statement, {"wanted": list(values)}, what).scalars())
+        if self._plan_cache_mode is None:
+            setting = text("SELECT current_setting('plan_cache_mode')")
+            self._plan_cache_mode = str(self._run(setting, None, what).scalar_one())
+        self._set_plan_cache_mode("force_custom_plan", what)
+        found = set(self._run(statement, {"wanted": list(values)}, what).scalars())
+        self._set_plan_cache_mode(self._plan_cache_mode, what)
+        return found
+
+    def _set_plan_cache_mode(self, mode: str, what: str) -> None:
+        """Set PostgreSQL's ``plan_cache_mode`` for the rest of the transaction.
+
+        The key lookups run as prepared statements, and a generic plan made while the
+        table was small seq-scans it for every batch's keys (an import of 100,000
+        sessions took minutes): they are planned afresh for their values. Only they are,
+        and the setting goes back to what it was after each: the server's foreign key
+        checks run a kept plan for every inserted row, and planning each of those afresh
+        would double the server's work for the rows. A failed statement rolls the
+        import's savepoint back, which restores the setting as well.
+        """
+        statement = text("SELECT set_config('plan_cache_mode', :mode, true)")
+        self._run(statement, {"mode": mode}, what)
 
     def _check_foreign_keys(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         for column, parent in self._foreign_keys:
@@ -301,13 +325,40 @@ class TableWriter:
         """Execute on the unit of work's connection; a refused row becomes a ValidationError.
 
         ``bulk_insert`` inserts ``params`` into this table with values converted once
-        for the driver (``cardlink.database.codec``): imports are mostly INSERTs.
+        for the driver (``cardlink.database.codec``): imports are mostly INSERTs. On
+        PostgreSQL its COPY is left open while the next batch is read, and ended before
+        the next statement (``bulk.OpenCopy``).
         """
+        self._end_insert()
+        connection = self.session.connection()
+        if not bulk_insert:
+            return self._refusals(what, lambda: connection.execute(statement, params))
+        copy = self._refusals(
+            what, lambda: insert_rows(connection, self.table, params, leave_open=True)
+        )
+        if copy is not None:
+            self._open_insert = (copy, what)
+        return None
+
+    def _end_insert(self) -> None:
+        """Wait until the server has stored the rows of a COPY left open; its refusal raises."""
+        if self._open_insert is not None:
+            copy, what = self._open_insert
+            self._open_insert = None
+            self._refusals(what, copy.close)
+
+    def abandon(self, error: BaseException) -> None:
+        """End a COPY left open without its rows: the import fails with ``error``."""
+        if self._open_insert is not None:
+            copy, _ = self._open_insert
+            self._open_insert = None
+            copy.abandon(error)
+
+    def _refusals(self, what: str, action: Callable[[], Any]) -> Any:
+        """``action()``, with a refused row raised as a ValidationError naming ``what``."""
         with translated_errors():
             try:
-                if bulk_insert:
-                    return insert_rows(self.session.connection(), self.table, params)
-                return self.session.connection().execute(statement, params)
+                return action()
             except (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.OperationalError) as error:
                 if isinstance(error, sa_exc.OperationalError) and not is_check_violation(error):
                     raise
