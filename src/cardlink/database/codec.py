@@ -21,7 +21,8 @@ import functools
 import math
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Enum, Float, Integer, String, Table
@@ -58,6 +59,8 @@ TABLE_NAMES = (
 )
 
 _NONE = type(None)
+_UTC = timezone.utc
+_zone = attrgetter("tzinfo")
 
 
 # -- the codec of one table -----------------------------------------------------------------
@@ -163,6 +166,8 @@ def _screen_for(column: Column[Any], rule: Rule) -> Screen:
 
         def instants(values: list[Any]) -> list[Any] | None:
             if _kinds(values) <= {datetime, _NONE}:
+                if set(map(_zone, filter(None, values))) <= {_UTC}:
+                    return values  # UTC already (a zero-offset zone equals it, stored alike)
                 try:
                     return [None if value is None else check_datetime(value) for value in values]
                 except FieldError:

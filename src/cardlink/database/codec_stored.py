@@ -1,16 +1,15 @@
 """Checked values in the form the driver stores, and the multi-row INSERT that writes them.
 
-One converter per column and dialect (UUIDs as hex or native, timestamps as naive
-UTC text or ``datetime``, enums as their values), compiled once per table; rows
-then go through the driver's own executemany, or ``COPY`` on PostgreSQL
-(``bulk.write_records``).
+One converter per column (UUIDs as hex, timestamps as naive UTC text, enums as
+their values), compiled once per table; rows then go through the driver's own
+executemany, or ``COPY`` on PostgreSQL (``bulk.write_records``), which all read
+these text forms.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Enum, Table
@@ -19,34 +18,50 @@ from sqlalchemy.engine import Connection
 from .bulk import OpenCopy, write_records
 from .types import GUID, UTCDateTime, naive_utc_text
 
-_combine = datetime.combine
+ColumnConvert = Callable[[list[Any]], list[Any]]
 
 
-Convert = Callable[[Any], Any]
+def _uuid_hexes(values: list[Any]) -> list[Any]:
+    """UUIDs as their 32 hex digits, the text every driver path writes (PostgreSQL's COPY
+    reads it too); a run of one object (a session's rows) is converted once."""
+    stored: list[Any] = []
+    append = stored.append
+    seen: Any = None
+    found: Any = None
+    for value in values:
+        if value is not seen:
+            seen, found = value, None if value is None else value.hex
+        append(found)
+    return stored
 
 
-def _naive_utc(value: datetime) -> datetime:
-    return _combine(value, value.time())
+def _naive_utc_texts(values: list[Any]) -> list[Any]:
+    """UTC timestamps as naive text (``naive_utc_text``), which SQLite stores, MySQL's
+    DATETIME(6) and PostgreSQL's COPY read; a run of one object is converted once."""
+    stored: list[Any] = []
+    append = stored.append
+    seen: Any = None
+    found: Any = None
+    for value in values:
+        if value is not seen:
+            seen, found = value, None if value is None else naive_utc_text(value)
+        append(found)
+    return stored
 
 
-def _remembering_last(convert: Convert) -> Convert:
-    """``convert`` that reuses its last result for the same object (rows share UUIDs, times)."""
-    last: tuple[Any, Any] = (None, None)
+def _enum_values(column_type: Enum) -> ColumnConvert:
+    """Enum members as their values' text; looked up in one pass when every value is a member."""
+    members = column_type.enum_class or ()
+    stored: dict[Any, Any] = {None: None}
+    stored.update((member, str(member.value)) for member in members)
 
-    def convert_value(value: Any) -> Any:
-        nonlocal last
-        seen, found = last
-        if value is seen and value is not None:
-            return found
-        found = None if value is None else convert(value)
-        last = (value, found)
-        return found
+    def convert(values: list[Any]) -> list[Any]:
+        try:
+            return list(map(stored.__getitem__, values))
+        except (KeyError, TypeError):
+            return [None if value is None else str(value.value) for value in values]
 
-    return convert_value
-
-
-def _enum_value(value: Any) -> Any:
-    return None if value is None else str(value.value)
+    return convert
 
 
 def _driver_kind(dialect_name: str, driver: str) -> str | None:
@@ -71,10 +86,10 @@ class StoredForm:
     def __init__(self, table: Table, driver: str | None) -> None:
         self.table = table
         self.driver = driver
-        self.converters: dict[str, Convert | None] = {}
+        self.converters: dict[str, ColumnConvert | None] = {}
         for column in table.columns:
             try:
-                self.converters[str(column.name)] = _converter(column, driver)
+                self.converters[str(column.name)] = _converter(column)
             except LookupError:
                 self.converters[str(column.name)] = None
                 self.driver = None
@@ -83,21 +98,20 @@ class StoredForm:
         convert = self.converters[name]
         if convert is None or self.driver is None:
             return values
-        return list(map(convert, values))
+        return convert(values)
 
 
-def _converter(column: Column[Any], driver: str | None) -> Convert | None:
-    """The conversion for one column: a function, or None (value as is). Raises LookupError
-    for a column the driver path does not write (JSON: SQLAlchemy's serialiser does)."""
+def _converter(column: Column[Any]) -> ColumnConvert | None:
+    """The conversion of one column's values: a function, or None (values as they are).
+    Raises LookupError for a column the driver path does not write (JSON: SQLAlchemy's
+    serialiser does)."""
     column_type = column.type
     if isinstance(column_type, GUID):
-        if driver == "postgresql":
-            return None  # psycopg binds uuid.UUID natively
-        return _remembering_last(lambda value: value.hex)
+        return _uuid_hexes
     if isinstance(column_type, UTCDateTime):
-        return _remembering_last(naive_utc_text if driver != "postgresql" else _naive_utc)
+        return _naive_utc_texts
     if isinstance(column_type, Enum):
-        return _enum_value
+        return _enum_values(column_type)
     if isinstance(column_type, JSON):
         raise LookupError(column.name)
     return None

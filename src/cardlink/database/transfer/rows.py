@@ -152,7 +152,9 @@ class TableWriter:
             return
         batch, self._pending, self._pending_text = self._pending, [], 0
         key = self.key.name
-        existing = self._existing({row[key] for _, row in batch if row.get(key) is not None})
+        keys = {row.get(key) for _, row in batch}
+        keys.discard(None)
+        existing = self._existing(keys)
         inserts: list[tuple[int, dict[str, Any]]] = []
         updates: list[tuple[int, dict[str, Any]]] = []
         seen: set[Any] = set()
@@ -275,11 +277,14 @@ class TableWriter:
 
     def _check_foreign_keys(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         for column, parent in self._foreign_keys:
-            wanted = {row[column.name] for _, row in rows if row.get(column.name) is not None}
+            wanted = {row.get(column.name) for _, row in rows}
+            wanted.discard(None)
             if not wanted:
                 continue
             found = self._present(parent, wanted, "checking references")
-            for index, row in rows:
+            if wanted <= found:
+                continue
+            for index, row in rows:  # the first row pointing at a missing one
                 value = row.get(column.name)
                 if value is not None and value not in found:
                     raise ValidationError(
