@@ -226,3 +226,17 @@ def test_a_row_the_database_itself_refuses_rolls_back_the_whole_import(
     # hits the primary key: the database's refusal must be handled like a bad row.
     monkeypatch.setattr(TableWriter, "_existing", lambda self, keys: set())
     assert_refused(manager, json.dumps(exported), "import: devices rows 0..1: duplicate key")
+
+
+def test_a_log_row_the_database_refuses_is_named_by_its_batch(manager, exported, monkeypatch):
+    from cardlink.database.transfer.rows import TableWriter
+
+    # Logs go in by COPY on PostgreSQL, each batch's ending while the next is read: the
+    # refusal (the logs are there already) comes later, and still names its batch's rows.
+    monkeypatch.setattr(TableWriter, "_existing", lambda self, keys: set())
+    logs = exported["tables"]["logs"]
+    assert len(logs) >= 2
+    exported["table_names"] = ["logs"]
+    exported["tables"] = {"logs": logs}
+    exported["trailer"] = {"row_counts": {"logs": len(logs)}}
+    assert_refused(manager, json.dumps(exported), "import: logs rows 0..1: duplicate key")

@@ -10,6 +10,7 @@ connection and in its transaction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -32,14 +33,16 @@ def write_records(
     """INSERT ``records`` (values in ``names`` order, in the driver's form) into ``table``.
 
     ``driver`` is ``"postgresql"`` (psycopg COPY), ``"sqlite"`` or ``"mysql"``. With
-    ``leave_open`` the PostgreSQL COPY is returned before it ends (see ``OpenCopy``);
-    otherwise, and on the other drivers, the rows are stored on return.
+    ``leave_open`` the PostgreSQL COPY is returned while it ends in the background
+    (see ``OpenCopy``; the caller closes it); otherwise, and on the other drivers, the
+    rows are stored on return.
     """
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
     if driver == "postgresql":
         copy = OpenCopy(connection, f"COPY {quote(table.name)} ({columns}) FROM STDIN", records)
         if leave_open:
+            copy.end_in_background()
             return copy
         copy.close()
         return None
@@ -58,19 +61,21 @@ def copy_rows(connection: Connection, sql: str, records: Iterable[Sequence[Any]]
 
 
 class OpenCopy:
-    """A psycopg ``COPY ... FROM STDIN`` with every record written, not yet ended.
+    """A psycopg ``COPY ... FROM STDIN`` with every record written, ending in the background.
 
-    The server stores rows as they arrive, so a caller with more batches to come
-    prepares the next one while the server works on this one, and ``close`` then
-    waits for whatever is left. Until ``close`` or ``abandon``, psycopg holds the
-    connection for the COPY (any other statement on it would wait for ever), so the
-    caller ends it before its next statement, and on its way out of an error.
+    The server stores the rows as they arrive and checks their foreign keys once the
+    COPY ends; ``end_in_background`` ends it from a helper thread, so a caller with
+    more batches to come prepares the next one meanwhile. ``close`` waits for the end
+    and raises what the server refused. psycopg holds the connection until the COPY
+    has ended: any other statement on it waits for that.
     """
 
     def __init__(self, connection: Connection, sql: str, records: Iterable[Sequence[Any]]):
         self._connection = connection
         self._sql = sql
         self._ending = ExitStack()
+        self._ender: threading.Thread | None = None
+        self._failure: BaseException | None = None
         driver = connection.connection.driver_connection
         try:
             cursor = self._ending.enter_context(driver.cursor())  # type: ignore[union-attr]
@@ -79,22 +84,36 @@ class OpenCopy:
             for record in records:
                 write_row(record)
         except self._connection.dialect.loaded_dbapi.Error as error:
-            self.abandon(error)
+            self._ending.__exit__(type(error), error, error.__traceback__)
             raise self._translated(error) from error
         except BaseException as error:
-            self.abandon(error)
+            self._ending.__exit__(type(error), error, error.__traceback__)
             raise
 
-    def close(self) -> None:
-        """End the COPY and wait until the server has stored every row (or refused one)."""
+    def end_in_background(self) -> None:
+        """Start ending the COPY (its last rows, then the server's checks) in a helper thread."""
+        self._ender = threading.Thread(target=self._end, name="cardlink-copy-end", daemon=True)
+        self._ender.start()
+
+    def _end(self) -> None:
         try:
             self._ending.close()
-        except self._connection.dialect.loaded_dbapi.Error as error:
-            raise self._translated(error) from error
+        except BaseException as error:  # raised by close(), in the caller's thread
+            self._failure = error
 
-    def abandon(self, error: BaseException) -> None:
-        """End the COPY storing none of its rows, because the caller fails with ``error``."""
-        self._ending.__exit__(type(error), error, error.__traceback__)
+    def close(self) -> None:
+        """End the COPY, or wait for its end, until the server has stored every row; the
+        server's refusal of a row raises here."""
+        if self._ender is None:
+            self._end()
+        else:
+            self._ender.join()
+        failure, self._failure = self._failure, None
+        if failure is None:
+            return
+        if isinstance(failure, self._connection.dialect.loaded_dbapi.Error):
+            raise self._translated(failure) from failure
+        raise failure
 
     def _translated(self, error: BaseException) -> BaseException:
         """The exception class an execute() would raise, for translated_errors()."""

@@ -365,9 +365,9 @@ class DataImporter:
             return writers[-1]
 
         def abandon_on_error(kind: Any, error: BaseException | None, trace: Any) -> None:
-            if error is not None:  # a writer may have left a COPY open (rows.TableWriter)
+            if error is not None:  # a writer's COPY may still be ending (rows.TableWriter)
                 for opened in writers:
-                    opened.abandon(error)
+                    opened.abandon()
 
         with ExitStack() as files:
             files.push(abandon_on_error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +62,7 @@ class TableWriter:
         )
         self._foreign_keys = [(fk.parent, fk.column) for fk in self.table.foreign_keys]
         self._plan_cache_mode: str | None = None  # PostgreSQL's, as the import found it
-        self._open_insert: tuple[OpenCopy, str] | None = None  # a COPY and its rows' range
+        self._open_insert: tuple[OpenCopy, str] | None = None  # a COPY ending, its rows
         self._decoders = {name: document_decoder(column) for name, column in self._columns.items()}
         self._nulls = {name: None for name, column in self._columns.items() if column.nullable}
         self._text_fields = [
@@ -331,8 +332,8 @@ class TableWriter:
 
         ``bulk_insert`` inserts ``params`` into this table with values converted once
         for the driver (``cardlink.database.codec``): imports are mostly INSERTs. On
-        PostgreSQL its COPY is left open while the next batch is read, and ended before
-        the next statement (``bulk.OpenCopy``).
+        PostgreSQL its COPY ends in the background while the next batch is read, and is
+        waited for before the next statement (``bulk.OpenCopy``).
         """
         self._end_insert()
         connection = self.session.connection()
@@ -346,18 +347,21 @@ class TableWriter:
         return None
 
     def _end_insert(self) -> None:
-        """Wait until the server has stored the rows of a COPY left open; its refusal raises."""
+        """Wait until the server has stored the rows of a COPY ending in the background;
+        its refusal of a row raises."""
         if self._open_insert is not None:
             copy, what = self._open_insert
             self._open_insert = None
             self._refusals(what, copy.close)
 
-    def abandon(self, error: BaseException) -> None:
-        """End a COPY left open without its rows: the import fails with ``error``."""
+    def abandon(self) -> None:
+        """Wait for a COPY still ending, whatever it gives: the import is failing anyway
+        and rolls its rows back."""
         if self._open_insert is not None:
             copy, _ = self._open_insert
             self._open_insert = None
-            copy.abandon(error)
+            with contextlib.suppress(Exception):
+                copy.close()
 
     def _refusals(self, what: str, action: Callable[[], Any]) -> Any:
         """``action()``, with a refused row raised as a ValidationError naming ``what``."""
