@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..reports import (
-    build_run_report,
-    build_sessions_report,
-    render_run_report,
-    render_sessions_report,
-    write_report,
-)
+from .. import reports  # its render names load Jinja2 and pygal on first use only
 from ..unit_of_work import UnitOfWork
 from .app import CliState, cli, fail
 
@@ -50,8 +44,8 @@ def report(state: CliState, target: str, output: str, baseline: str | None, days
         if target == SESSIONS:
             if baseline is not None:
                 fail("--baseline is for a run report, not the sessions report")
-            page = render_sessions_report(build_sessions_report(uow, days))
+            page = reports.render_sessions_report(reports.build_sessions_report(uow, days))
         else:
-            page = render_run_report(build_run_report(uow, target, baseline))
-    write_report(page, output)
+            page = reports.render_run_report(reports.build_run_report(uow, target, baseline))
+    reports.write_report(page, output)
     click.echo(f"Wrote {output}")

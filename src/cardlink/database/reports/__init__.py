@@ -7,6 +7,8 @@ CSS and its charts (SVG from pygal) inline, and needs no network.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .build import build_run_report, build_sessions_report
 from .inputs import (
     CommandErrors,
@@ -25,7 +27,22 @@ from .inputs import (
     TrendPoint,
     changes_against_baseline,
 )
-from .render import render_run_report, render_sessions_report, write_report
+
+if TYPE_CHECKING:
+    from .render import render_run_report, render_sessions_report, write_report
+
+#: Names of ``.render``, imported on first use: it loads Jinja2 and pygal, which every
+#: command line start would otherwise pay for (the repositories import ``.inputs``).
+_RENDER_NAMES = frozenset({"render_run_report", "render_sessions_report", "write_report"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENDER_NAMES:
+        from . import render  # deferred: Jinja2 and pygal load only when a page is written
+
+        return getattr(render, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CommandErrors",
