@@ -5,49 +5,29 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import Table, bindparam, func, select
 
-from ..codec import codec_for, columns_of, default_value, insert_columns
+from ..codec import codec_for
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import CommDirection, CommLog
 from ..sqlite_locking import lock_for_writing
-from ..status_words import derive_status_word, error_condition
+from ..status_words import error_condition
 from ..types import json_safe, to_uuid
 from . import log_traces
 from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
 from .log_traces import TraceImport
+from .log_writes import BATCH_FIELDS, LOG_FIELDS, CommandLinker, as_columns, checked, unknown_fields
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 _TABLE: Table = CommLog.__table__  # type: ignore[assignment]
 _CODEC = codec_for(_TABLE)
-#: The guide's batch tuples: these fields in this order, stopping after any from the 2nd on.
-#: A column beyond them comes in through a dict row or a keyword of ``add_log``.
-BATCH_FIELDS = (
-    "session_id",
-    "direction",
-    "raw_data",
-    "decoded_data",
-    "status_word",
-    "status_message",
-    "latency_ms",
-    "timestamp",
-)
-#: What a dict row or ``add_log`` may give: every column but the key the database hands out.
-LOG_FIELDS = tuple(
-    name
-    for name, column in _CODEC.columns.items()
-    if not (column.primary_key and column.autoincrement is True)
-)
-#: Columns a row that leaves them out gets its Python-side default in (the time of the call).
-_DEFAULTED = {name: column for name, column in _CODEC.columns.items() if column.default is not None}
-
 _LOADER = EntityLoader(CommLog)
 _LOGS = _TABLE.c
 #: ``find_by_session`` without extras: compiled once per dialect, run on the driver's cursor.
@@ -58,7 +38,6 @@ _BY_SESSION = PreparedLoad(
     .order_by(_LOGS.timestamp, _LOGS.id),
     pinned={"session_id": "session_id"},
 )
-_RESPONSE = CommDirection.RESPONSE
 
 Columns = dict[str, list[Any]]
 
@@ -69,61 +48,6 @@ def _field(index: int, name: str) -> str:
 
 def _batch_row(index: int, name: str) -> str:
     return f"log #{index}: {name}"
-
-
-def _unknown(fields: Iterable[Any]) -> list[str]:
-    return sorted(str(name) for name in set(fields) - set(LOG_FIELDS))
-
-
-def _as_columns(logs: list[Any]) -> Columns:
-    """The batch's rows (the guide's tuples or dicts) as one list per column."""
-    if logs and all(log.__class__ is tuple for log in logs):
-        sizes = set(map(len, logs))
-        if len(sizes) == 1 and 2 <= (size := sizes.pop()) <= len(BATCH_FIELDS):
-            return dict(zip(BATCH_FIELDS[:size], map(list, zip(*logs, strict=True)), strict=True))
-    rows: list[dict[Any, Any]] = []
-    for index, log in enumerate(logs):
-        if isinstance(log, Mapping):
-            unknown = _unknown(log)
-            if unknown:
-                valid = ", ".join(LOG_FIELDS)
-                raise ValidationError(
-                    f"log #{index}: unknown field(s) {unknown}; valid fields: {valid}"
-                )
-            rows.append(dict(log))
-        elif isinstance(log, Sequence) and not isinstance(log, str | bytes):
-            if not 2 <= len(log) <= len(BATCH_FIELDS):
-                raise ValidationError(
-                    f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
-                    f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
-                )
-            rows.append(dict(zip(BATCH_FIELDS, log, strict=False)))
-        else:
-            kind = type(log).__name__
-            raise ValidationError(f"log #{index}: expected a tuple or a dict, got {kind}")
-    given = [name for name in LOG_FIELDS if any(name in row for row in rows)]
-    return columns_of(rows, given)
-
-
-def _checked(columns: Columns, count: int, where: Callable[[int, str], str]) -> Columns:
-    """The codec's checks, the columns' defaults, and the status word a response carries."""
-    for name, column in _DEFAULTED.items():
-        values = columns.get(name)
-        if values is None:
-            columns[name] = [default_value(column)] * count
-        elif None in values:
-            default = default_value(column)
-            columns[name] = [default if value is None else value for value in values]
-    checked = _CODEC.check_columns(columns, where)
-    raw_data = checked.get("raw_data")
-    words = checked.get("status_word") or [None] * count
-    if raw_data is not None and None in words:
-        directions = checked["direction"]
-        checked["status_word"] = [
-            derive_status_word(raw) if word is None and direction is _RESPONSE else word
-            for word, direction, raw in zip(words, directions, raw_data, strict=True)
-        ]
-    return checked
 
 
 class LogRepository(BaseRepository[CommLog]):
@@ -138,6 +62,7 @@ class LogRepository(BaseRepository[CommLog]):
         super().__init__(uow)
         self._batch: list[Columns] = []
         self._pending = 0
+        self._linker = CommandLinker()
 
     # -- writing -----------------------------------------------------------------
 
@@ -157,7 +82,7 @@ class LogRepository(BaseRepository[CommLog]):
 
         Any other column of the model can be given by keyword.
         """
-        unknown = _unknown(fields)
+        unknown = unknown_fields(fields)
         if unknown:
             raise ValidationError(
                 f"add_log: unknown field(s) {unknown}; valid fields: {', '.join(LOG_FIELDS)}"
@@ -179,10 +104,26 @@ class LogRepository(BaseRepository[CommLog]):
             )
         )
         given.update(fields)
-        checked = _checked({name: [value] for name, value in given.items()}, 1, _field)
+        columns = checked({name: [value] for name, value in given.items()}, 1, _field)
         self.flush_batch()
-        row = {self._attribute_for_column(name): values[0] for name, values in checked.items()}
-        return self.create(CommLog(**row))
+        values = {name: column[0] for name, column in columns.items()}
+        is_command = values["direction"] is CommDirection.COMMAND
+        lock_for_writing(self.session)
+        saved = self._linker.saved()
+        try:
+            with translated_errors():
+                if not is_command:
+                    link = self._linker.link_one(self.session.connection(), values, None)
+                    values["command_id"] = values["command_id"] or link
+            row = {self._attribute_for_column(name): value for name, value in values.items()}
+            log = self.create(CommLog(**row))
+        except BaseException:
+            self._linker.restore(saved)
+            raise
+        if is_command:
+            with translated_errors():
+                self._linker.link_one(self.session.connection(), values, log.id)
+        return log
 
     def add_log_batch(self, logs: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
         """Buffer many logs (the guide's tuples, or dicts of any columns); ``flush_batch``
@@ -194,13 +135,13 @@ class LogRepository(BaseRepository[CommLog]):
         rows = list(logs)
         if not rows:
             return 0
-        checked = _checked(_as_columns(rows), len(rows), _batch_row)
+        columns = checked(as_columns(rows), len(rows), _batch_row)
         last = self._batch[-1] if self._batch else None
-        if last is not None and last.keys() == checked.keys():
-            for name, values in checked.items():
+        if last is not None and last.keys() == columns.keys():
+            for name, values in columns.items():
                 last[name].extend(values)
         else:
-            self._batch.append(checked)
+            self._batch.append(columns)
         self._pending += len(rows)
         return len(rows)
 
@@ -220,10 +161,15 @@ class LogRepository(BaseRepository[CommLog]):
         chunks, count = self._batch, self._pending
         self._batch, self._pending = [], 0
         lock_for_writing(self.session)
-        with translated_errors(), self.session.begin_nested() as savepoint:
-            connection = savepoint.session.connection()
-            for chunk in chunks:
-                insert_columns(connection, _TABLE, chunk)
+        saved = self._linker.saved()
+        try:
+            with translated_errors(), self.session.begin_nested() as savepoint:
+                connection = savepoint.session.connection()
+                for chunk in chunks:
+                    self._linker.write(connection, chunk)
+        except BaseException:
+            self._linker.restore(saved)
+            raise
         session_ids = sorted({str(key) for chunk in chunks for key in set(chunk["session_id"])})
         self._uow.record(
             EventType.LOG_BATCH_CREATED,
@@ -241,6 +187,7 @@ class LogRepository(BaseRepository[CommLog]):
         """Drop the buffered logs without writing them; returns how many were dropped."""
         dropped = self._pending
         self._batch, self._pending = [], 0
+        self._linker.forget()
         return dropped
 
     # -- reading -----------------------------------------------------------------
