@@ -18,9 +18,10 @@ from ..models import CommDirection, CommLog
 from ..sqlite_locking import lock_for_writing
 from ..status_words import error_condition
 from ..types import json_safe, to_uuid
-from . import log_traces
+from . import log_queries, log_traces
 from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
+from .log_queries import CommandStats
 from .log_traces import TraceImport
 from .log_writes import BATCH_FIELDS, LOG_FIELDS, CommandLinker, as_columns, checked, unknown_fields
 
@@ -303,6 +304,29 @@ class LogRepository(BaseRepository[CommLog]):
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
+
+    # -- decoded columns (see log_queries) --------------------------------------------
+
+    def pairs(self, session_id: Any) -> list[tuple[CommLog, CommLog | None]]:
+        """The session's commands in wire order, each with its response (None: unanswered).
+
+        A response that answers no command is in no pair; ``find_responses`` lists it.
+        """
+        return log_queries.pairs(self, session_id)
+
+    def find_by_command(
+        self, name_or_ins: Any, session_id: Any = None, limit: int | None = None, offset: int = 0
+    ) -> list[CommLog]:
+        """Commands by name (``"SELECT"``; ``"INSTALL"`` finds every INSTALL [...]) or by
+        INS (``0xA4``, ``"A4"``), in time order, in one session or all."""
+        return log_queries.find_by_command(self, name_or_ins, session_id, limit, offset)
+
+    def command_stats(
+        self, session_id: Any = None, days: float | None = None
+    ) -> list[CommandStats]:
+        """Per command name, most sent first: count, error and warning responses, mean and
+        p95 latency (ms), computed in SQL; ``days`` keeps commands of the last N days."""
+        return log_queries.command_stats(self, session_id, days)
 
     # -- traces (see log_traces) ----------------------------------------------------
 
