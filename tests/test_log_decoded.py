@@ -11,6 +11,7 @@ from sqlalchemy import delete
 
 from cardlink.database import (
     CommDirection,
+    CommLog,
     DatabaseManager,
     DataExporter,
     DataImporter,
@@ -231,3 +232,22 @@ def test_an_imported_document_brings_or_gets_the_decoded_columns(
     with UnitOfWork(manager) as uow:
         names = [(log.command_name, log.channel) for log in uow.logs.find_commands(session_id)]
     assert names == [("SELECT", 0), ("READ BINARY", 1)]
+
+
+def test_the_guides_comm_log_through_create_is_decoded_and_linked(
+    manager: DatabaseManager,
+) -> None:
+    session_id = new_session(manager)
+    with UnitOfWork(manager) as uow:
+        command = uow.logs.create(
+            CommLog(session_id=session_id, direction=C, raw_data="00A4040008A000000151000000")
+        )
+        response = uow.logs.create(
+            CommLog(session_id=session_id, direction=R, raw_data="9000", status_word="9000")
+        )
+        uow.commit()
+        assert (command.command_name, command.lc, response.command_id) == (
+            "SELECT",
+            8,
+            command.id,
+        )

@@ -23,7 +23,15 @@ from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
 from .log_queries import CommandStats
 from .log_traces import TraceImport
-from .log_writes import BATCH_FIELDS, LOG_FIELDS, CommandLinker, as_columns, checked, unknown_fields
+from .log_writes import (
+    BATCH_FIELDS,
+    LOG_FIELDS,
+    CommandLinker,
+    as_columns,
+    checked,
+    decode_entity,
+    unknown_fields,
+)
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
@@ -106,24 +114,33 @@ class LogRepository(BaseRepository[CommLog]):
         )
         given.update(fields)
         columns = checked({name: [value] for name, value in given.items()}, 1, _field)
+        row = {self._attribute_for_column(name): values[0] for name, values in columns.items()}
+        return self.create(CommLog(**row))
+
+    def create(self, entity: CommLog) -> CommLog:
+        """Store a new log now: a command gets its decoded columns (when none are given),
+        a response the ``command_id`` of the command it answers."""
+        if not isinstance(entity, CommLog) or self._already_stored(entity):
+            return super().create(entity)
         self.flush_batch()
-        values = {name: column[0] for name, column in columns.items()}
-        is_command = values["direction"] is CommDirection.COMMAND
+        row = decode_entity(entity)
+        if row is None:  # no session: the database refuses it as usual
+            return super().create(entity)
+        is_command = row["direction"] is CommDirection.COMMAND
         lock_for_writing(self.session)
         saved = self._linker.saved()
         try:
-            with translated_errors():
-                if not is_command:
-                    link = self._linker.link_one(self.session.connection(), values, None)
-                    values["command_id"] = values["command_id"] or link
-            row = {self._attribute_for_column(name): value for name, value in values.items()}
-            log = self.create(CommLog(**row))
+            if not is_command:
+                with translated_errors():
+                    link = self._linker.link_one(self.session.connection(), row, None)
+                entity.command_id = entity.command_id or link
+            log = super().create(entity)
         except BaseException:
             self._linker.restore(saved)
             raise
         if is_command:
             with translated_errors():
-                self._linker.link_one(self.session.connection(), values, log.id)
+                self._linker.link_one(self.session.connection(), row, log.id)
         return log
 
     def add_log_batch(self, logs: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:

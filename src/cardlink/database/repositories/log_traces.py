@@ -6,8 +6,8 @@ Timestamps: a GSMTAP packet's time is both its command's and its response's. An
 apdu4j dump has no times, so the first command gets the time of the import and
 each response comes ``latency_ms`` after its command (0 when the dump does not
 say), the next command right after it; rows of equal time keep wire order by id.
-``export_trace`` pairs the stored rows with ``pairing.pair_apdus`` and writes one
-GSMTAP SIM packet per complete pair (see ``transfer.traces`` for the T=0 form).
+``export_trace`` reads the stored pairs (``command_id``) and writes one GSMTAP SIM
+packet per complete pair (see ``transfer.traces`` for the T=0 form).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from sqlalchemy import select
 from ..apdu import describe_status_word
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import CommDirection, CommLog, OTASession
-from ..pairing import ApduPairer, WireApdu, pair_apdus
+from ..pairing import ApduPair, ApduPairer, WireApdu
 from ..transfer.traces import detect_trace_format, read_apdu4j, read_gsmtap, write_gsmtap_pcap
 from ..types import to_uuid, utcnow
+from . import log_queries
 
 if TYPE_CHECKING:
     from .log import LogRepository
@@ -78,21 +79,28 @@ def import_trace(
 
 
 def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int:
-    """Write the session's trace as GSMTAP SIM pcap; returns the number of packets."""
+    """Write the session's trace as GSMTAP SIM pcap; returns the number of packets.
+
+    The pairs are the stored ones (``command_id``), in the commands' wire order.
+    """
     key = _existing_session(logs, session_id)
-    logs.flush_batch()
-    columns = (CommLog.direction, CommLog.raw_data, CommLog.timestamp, CommLog.latency_ms)
-    statement = (
-        select(*columns).where(CommLog.session_id == key).order_by(CommLog.timestamp, CommLog.id)
-    )
-    with translated_errors():
-        rows = logs.session.execute(statement).all()
     apdus = [
-        WireApdu(direction.value, raw_data, timestamp=timestamp, latency_ms=latency_ms)
-        for direction, raw_data, timestamp, latency_ms in rows
-        if raw_data
+        ApduPair(_wire(command), None if response is None else _wire(response))
+        for command, response in log_queries.pairs(logs, key)
+        if command.raw_data and (response is None or response.raw_data)
     ]
-    return write_gsmtap_pcap(pair_apdus(apdus), stream)
+    return write_gsmtap_pcap(apdus, stream)
+
+
+def _wire(log: CommLog) -> WireApdu:
+    return WireApdu(
+        log.direction.value,
+        log.raw_data or "",
+        log.channel,
+        timestamp=log.timestamp,
+        latency_ms=log.latency_ms,
+        key=log.id,
+    )
 
 
 def _existing_session(logs: LogRepository, session_id: Any) -> Any:

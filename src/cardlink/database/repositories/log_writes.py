@@ -38,6 +38,7 @@ from ..models import CommDirection, CommLog
 from ..models.log import DECODED_FIELDS
 from ..pairing import MAX_OPEN_PER_CHANNEL, ApduPairer, OpenCommand, PairingState, WireApdu
 from ..status_words import derive_status_word
+from ..types import to_uuid
 
 _TABLE: Table = CommLog.__table__  # type: ignore[assignment]
 _LOGS = _TABLE.c
@@ -165,6 +166,29 @@ def _decode_commands(
         columns[name] = found
     if "command_id" not in columns:
         columns["command_id"] = [None] * count
+
+
+def decode_entity(log: CommLog) -> dict[str, Any] | None:
+    """Fill a new ``CommLog``'s decoded columns (a command with none given); the row as the
+    linker reads it, or None without a usable session id."""
+    direction = str(getattr(log.direction, "value", log.direction)).lower()
+    is_command = direction == _COMMAND.value
+    raw_data = log.raw_data if isinstance(log.raw_data, str) else None
+    if is_command and raw_data and all(getattr(log, name) is None for name in DECODED_FIELDS):
+        apdu = _decoded(raw_data)
+        for name, field in DECODED_FIELDS.items():
+            setattr(log, name, getattr(apdu, field))
+    try:
+        session = to_uuid(log.session_id)
+    except ValidationError:
+        return None
+    return {
+        "session_id": session,
+        "direction": _COMMAND if is_command else _RESPONSE,
+        "raw_data": raw_data,
+        "status_word": log.status_word if isinstance(log.status_word, str) else None,
+        "channel": log.channel,
+    }
 
 
 class CommandLinker:
