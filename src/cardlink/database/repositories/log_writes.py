@@ -31,12 +31,19 @@ from typing import Any
 from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.engine import Connection
 
-from ..apdu import DecodedApdu, decode_apdu, describe_status_word
+from ..apdu import StoredFields, describe_status_word, stored_fields
 from ..codec import codec_for, columns_of, default_value, insert_columns
 from ..exceptions import ValidationError
 from ..models import CommDirection, CommLog
 from ..models.log import DECODED_FIELDS
-from ..pairing import MAX_OPEN_PER_CHANNEL, ApduPairer, OpenCommand, PairingState, WireApdu
+from ..pairing import (
+    MAX_OPEN_PER_CHANNEL,
+    ApduPairer,
+    OpenCommand,
+    PairingState,
+    header_of,
+    sw1_of,
+)
 from ..status_words import derive_status_word
 from ..types import to_uuid
 
@@ -67,14 +74,16 @@ LOG_FIELDS = tuple(
 _DEFAULTED = {name: column for name, column in _CODEC.columns.items() if column.default is not None}
 #: Responses linked per UPDATE on MariaDB/MySQL (two parameters each, plus the id list).
 _LINKS_PER_UPDATE = 500
+#: Sessions resumed per query (SQLite before 3.32 takes at most 999 parameters).
+_SESSIONS_PER_QUERY = 500
 
 Columns = dict[str, list[Any]]
 
 
 @functools.lru_cache(maxsize=4096)
-def _decoded(raw_data: str) -> DecodedApdu:
-    """``decode_apdu``, remembered: a trace repeats the same few commands many times."""
-    return decode_apdu(raw_data)
+def _decoded(raw_data: str) -> StoredFields | None:
+    """``apdu.stored_fields``, remembered: a trace repeats the same few commands many times."""
+    return stored_fields(raw_data)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -157,7 +166,8 @@ def _decode_commands(
         for direction, raw in zip(directions, raw_data, strict=True)
     ]
     for name, field in DECODED_FIELDS.items():
-        found = [None if apdu is None else getattr(apdu, field) for apdu in decoded]
+        at = StoredFields._fields.index(field)
+        found = [None if apdu is None else apdu[at] for apdu in decoded]
         given = columns.get(name)
         if given is not None and any(value is not None for value in given):
             found = [
@@ -177,7 +187,7 @@ def decode_entity(log: CommLog) -> dict[str, Any] | None:
     if is_command and raw_data and all(getattr(log, name) is None for name in DECODED_FIELDS):
         apdu = _decoded(raw_data)
         for name, field in DECODED_FIELDS.items():
-            setattr(log, name, getattr(apdu, field))
+            setattr(log, name, None if apdu is None else getattr(apdu, field))
     try:
         session = to_uuid(log.session_id)
     except ValidationError:
@@ -227,15 +237,10 @@ class CommandLinker:
         sessions = set(chunk["session_id"])
         watermark = connection.execute(select(func.coalesce(func.max(_LOGS.id), 0))).scalar_one()
         insert_columns(connection, _TABLE, chunk)
-        stored = (
-            connection.execute(
-                select(_LOGS.id)
-                .where(_LOGS.session_id.in_(sessions), _LOGS.id > watermark)
-                .order_by(_LOGS.id)
-            )
-            .scalars()
-            .all()
+        found = connection.execute(
+            select(_LOGS.id, _LOGS.session_id).where(_LOGS.id > watermark).order_by(_LOGS.id)
         )
+        stored = [key for key, session in found if session in sessions]
         if len(stored) != count:  # another writer in the same sessions: leave these unlinked
             self._states = {
                 key: _without_placeholders(state) for key, state in self._states.items()
@@ -264,15 +269,15 @@ class CommandLinker:
             pairer = pairers.get(session)
             if pairer is None:
                 pairer = pairers[session] = ApduPairer(self._states.get(session))
-            if directions[index] is _COMMAND:
-                channel = channels[index]
-                apdu = WireApdu("command", raw_data[index] or "", channel or 0, key=keys[index])
-                pairer.add(apdu)
-                links.append(given[index])
-            else:
-                hex_text = raw_data[index] or words[index] or ""
-                link = pairer.add(WireApdu("response", hex_text, key=keys[index]))
-                links.append(given[index] if given[index] is not None else link.command_key)
+            link = _feed(
+                pairer,
+                directions[index],
+                raw_data[index],
+                words[index],
+                channels[index],
+                keys[index],
+            )
+            links.append(given[index] if given[index] is not None else link)
         for session, pairer in pairers.items():
             self._states[session] = pairer.state
         return links
@@ -289,25 +294,29 @@ class CommandLinker:
         session = row["session_id"]
         self.resume(connection, {session})
         pairer = ApduPairer(self._states.get(session))
-        if row["direction"] is _COMMAND:
-            channel = row.get("channel") or 0
-            pairer.add(WireApdu("command", row.get("raw_data") or "", channel, key=key))
-            link = None
-        else:
-            hex_text = row.get("raw_data") or row.get("status_word") or ""
-            link = pairer.add(WireApdu("response", hex_text, key=key)).command_key
+        link = _feed(
+            pairer,
+            row["direction"],
+            row.get("raw_data"),
+            row.get("status_word"),
+            row.get("channel"),
+            key,
+        )
         self._states[session] = pairer.state
-        return link  # type: ignore[return-value]
+        return link
 
     # -- resuming ----------------------------------------------------------------------
 
     def resume(self, connection: Connection, sessions: set[Any]) -> None:
         """Load the newest unanswered commands of the sessions not seen yet, per channel."""
-        new = sessions - self._states.keys()
-        if not new:
-            return
+        new = sorted(sessions - self._states.keys(), key=str)
         for session in new:
             self._states[session] = PairingState()
+        for start in range(0, len(new), _SESSIONS_PER_QUERY):
+            self._resume(connection, new[start : start + _SESSIONS_PER_QUERY])
+
+    def _resume(self, connection: Connection, new: list[Any]) -> None:
+        """One query: the newest unanswered commands per channel of these sessions."""
         responses = _TABLE.alias("responses")
         answered = select(responses.c.id).where(responses.c.command_id == _LOGS.id).exists()
         channel = func.coalesce(_LOGS.channel, 0)
@@ -340,7 +349,7 @@ class CommandLinker:
         )
         found: dict[Any, list[tuple[int, int, bytes]]] = {}
         for session, key, raw_data, channel_number in connection.execute(statement):
-            found.setdefault(session, []).append((key, channel_number, _header(raw_data)))
+            found.setdefault(session, []).append((key, channel_number, header_of(raw_data or "")))
         for session, commands in found.items():
             # Oldest first by id: wire order for the rows this layer wrote.
             commands.sort()
@@ -351,11 +360,20 @@ class CommandLinker:
             self._states[session] = PairingState(numbered, (), len(numbered))
 
 
-def _header(raw_data: str | None) -> bytes:
-    try:
-        return bytes.fromhex("".join((raw_data or "").split()))[:4]
-    except ValueError:
-        return b""
+def _feed(
+    pairer: ApduPairer,
+    direction: Any,
+    raw_data: str | None,
+    word: str | None,
+    channel: int | None,
+    key: int | None,
+) -> Any:
+    """One row into its session's pairer (``pairing``'s rules); a response's command key."""
+    if direction is _COMMAND:
+        pairer.add_command(key, channel or 0, header_of(raw_data) if raw_data else b"")
+        return None
+    sw1 = int(word[:2], 16) if word else (sw1_of(raw_data) if raw_data else None)
+    return pairer.add_response(key, sw1)[1]
 
 
 def _reserve_ids(connection: Connection, count: int) -> list[int] | None:
