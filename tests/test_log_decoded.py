@@ -251,3 +251,27 @@ def test_the_guides_comm_log_through_create_is_decoded_and_linked(
             8,
             command.id,
         )
+
+
+def test_a_writer_that_took_the_next_ids_first_does_not_break_the_links(
+    manager: DatabaseManager,
+) -> None:
+    """On MariaDB the batch guesses MAX(id) + 1 from its snapshot; here another unit of
+    work stored a log after that snapshot, so the guess collides and the batch links
+    its rows after inserting them. Elsewhere the ids are reserved: same result."""
+    session_id, other = new_session(manager), new_session(manager)
+    with UnitOfWork(manager) as uow:
+        assert uow.logs.count_by_session(session_id) == 0  # the snapshot starts here
+        with UnitOfWork(manager) as meanwhile:
+            meanwhile.logs.add_log(other, "command", "00A4040000")
+            meanwhile.commit()
+        uow.logs.add_log_batch(rows(session_id, (C, "00B0000004"), (C, "01B0000004")))
+        uow.logs.add_log_batch(rows(session_id, (R, "6A82"), (R, "9000"), start=2))
+        uow.logs.flush_batch()
+        uow.logs.add_log_batch(rows(session_id, (C, "00CA00FF00"), (R, "6D00"), start=4))
+        uow.commit()
+    assert links(manager, session_id) == [
+        ("6A82", "01B0000004"),
+        ("9000", "00B0000004"),
+        ("6D00", "00CA00FF00"),
+    ]

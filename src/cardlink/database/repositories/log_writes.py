@@ -10,10 +10,11 @@ chains followed) and stores that command's id in ``command_id``.
 
 A response may answer a command written in the same statement, so the rows need
 their ids before the INSERT: SQLite takes ``MAX(id) + 1`` onwards under its write
-lock, PostgreSQL draws them from the id sequence. MariaDB/MySQL has no way to
-reserve AUTO_INCREMENT values, so there the rows are inserted first, their ids read
-back (the session's rows above the largest id seen before) and the links set by one
-UPDATE per few hundred responses.
+lock, PostgreSQL draws them from the id sequence. MariaDB/MySQL cannot reserve
+AUTO_INCREMENT values: it takes ``MAX(id) + 1`` onwards in a SAVEPOINT and, when
+another writer got there first (a duplicate key), inserts the rows without links,
+reads their ids back (this chunk's sessions' rows above that largest id) and sets
+the links by one UPDATE per few hundred responses.
 
 The pairing state is kept per session for the unit of work; a session seen for the
 first time resumes from the database: its newest unanswered commands per channel.
@@ -29,11 +30,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from ..apdu import StoredFields, describe_status_word, stored_fields
 from ..codec import codec_for, columns_of, default_value, insert_columns
-from ..exceptions import ValidationError
+from ..exceptions import ValidationError, is_duplicate_key
 from ..models import CommDirection, CommLog
 from ..models.log import DECODED_FIELDS
 from ..pairing import (
@@ -225,17 +227,35 @@ class CommandLinker:
         count = len(chunk["session_id"])
         self.resume(connection, set(chunk["session_id"]))
         ids = _reserve_ids(connection, count)
-        keys: list[int] = ids if ids is not None else [-1 - index for index in range(count)]
-        links = self._pair(chunk, keys, count)
         if ids is not None:
+            chunk["command_id"] = self._pair(chunk, ids, count)
             chunk["id"] = ids
-            chunk["command_id"] = links
             insert_columns(connection, _TABLE, chunk)
             return
-        # MariaDB/MySQL: placeholders (negative keys) become ids once the rows are in.
+        # MariaDB/MySQL: the ids after the largest are taken unless another writer was
+        # faster (a duplicate key); then the rows go in first and are linked after.
+        saved, given = self.saved(), chunk["command_id"]
+        highest = connection.execute(select(func.coalesce(func.max(_LOGS.id), 0))).scalar_one()
+        try:
+            with connection.begin_nested():
+                ids = list(range(highest + 1, highest + 1 + count))
+                chunk["command_id"] = self._pair(chunk, ids, count)
+                insert_columns(connection, _TABLE, {**chunk, "id": ids})
+            return
+        except sa_exc.IntegrityError as error:
+            if not is_duplicate_key(error):
+                raise
+            self.restore(saved)
+        chunk["command_id"] = given
+        self._insert_then_link(connection, chunk, count, highest)
+
+    def _insert_then_link(
+        self, connection: Connection, chunk: Columns, count: int, watermark: int
+    ) -> None:
+        """Insert with placeholder keys (negative), read the ids back, then set the links."""
+        links = self._pair(chunk, [-1 - index for index in range(count)], count)
         chunk["command_id"] = [link if link is None or link > 0 else None for link in links]
         sessions = set(chunk["session_id"])
-        watermark = connection.execute(select(func.coalesce(func.max(_LOGS.id), 0))).scalar_one()
         insert_columns(connection, _TABLE, chunk)
         found = connection.execute(
             select(_LOGS.id, _LOGS.session_id).where(_LOGS.id > watermark).order_by(_LOGS.id)
