@@ -1,5 +1,5 @@
 """Queries on the stored decoded columns: command/response pairs, commands by name or INS,
-and per-command statistics, all in SQL on every backend.
+and per-command statistics, in SQL on every backend.
 
 A pair comes from ``command_id`` (set on insert, see ``log_writes``); a command's
 status word and latency are its response's. ``command_stats`` computes the 95th
@@ -49,24 +49,17 @@ class CommandStats:
 
 
 def pairs(logs: LogRepository, session_id: Any) -> list[tuple[CommLog, CommLog | None]]:
-    """The session's commands in wire order, each with the response that answers it."""
-    key = to_uuid(session_id)
-    logs.flush_batch()
-    response = aliased(CommLog, name="response")
-    statement = (
-        select(CommLog, response)
-        .outerjoin(response, response.command_id == CommLog.id)
-        .where(CommLog.session_id == key, CommLog.direction == _COMMAND)
-        .order_by(CommLog.timestamp, CommLog.id, response.id)
-    )
-    with translated_errors():
-        found = logs.session.execute(statement).all()
-    result: list[tuple[CommLog, CommLog | None]] = []
-    for command, answer in found:
-        if result and result[-1][0] is command:  # a second link to one command: keep the first
-            continue
-        result.append((command, answer))
-    return result
+    """The session's commands in wire order, each with the response that answers it.
+
+    One read of the session's logs (``find_by_session``'s prepared statement), put
+    together by ``command_id``; a command linked twice keeps its first response.
+    """
+    session_logs = logs.find_by_session(session_id)
+    answers: dict[int, CommLog] = {}
+    for log in session_logs:
+        if log.command_id is not None and log.direction is not _COMMAND:
+            answers.setdefault(log.command_id, log)
+    return [(log, answers.get(log.id)) for log in session_logs if log.direction is _COMMAND]
 
 
 def command_condition(name_or_ins: Any) -> Any:

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from ..apdu import describe_status_word
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import CommDirection, CommLog, OTASession
-from ..pairing import ApduPair, ApduPairer, WireApdu
+from ..pairing import ApduPair, WireApdu
 from ..transfer.traces import detect_trace_format, read_apdu4j, read_gsmtap, write_gsmtap_pcap
 from ..types import to_uuid, utcnow
 from . import log_queries
@@ -72,10 +71,24 @@ def import_trace(
     else:
         apdus = read_gsmtap(io.BytesIO(raw))
         clock = None
-    rows, commands, pairs = _rows(key, apdus, clock)
+    rows, commands = _rows(key, apdus, clock)
+    logs.flush_batch()
+    linked_before = _linked_responses(logs, key)
     logs.add_log_batch(rows)
     logs.flush_batch()
+    pairs = _linked_responses(logs, key) - linked_before
     return TraceImport(str(key), kind, commands, len(rows) - commands, pairs)
+
+
+def _linked_responses(logs: LogRepository, session_id: Any) -> int:
+    """The session's responses that answer a stored command (``command_id`` set)."""
+    statement = select(func.count()).where(
+        CommLog.session_id == session_id,
+        CommLog.direction == _RESPONSE,
+        CommLog.command_id.is_not(None),
+    )
+    with translated_errors():
+        return int(logs.session.execute(statement).scalar_one())
 
 
 def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int:
@@ -118,30 +131,25 @@ def _existing_session(logs: LogRepository, session_id: Any) -> Any:
 
 def _rows(
     session_id: Any, apdus: list[WireApdu], clock: datetime | None
-) -> tuple[list[tuple[Any, ...]], int, int]:
-    """``add_log_batch`` tuples in wire order, the command count and the pair count.
+) -> tuple[list[tuple[Any, ...]], int]:
+    """``add_log_batch`` tuples in wire order and the command count.
 
     With a ``clock`` (an apdu4j dump) each APDU is timed from it: a response
-    ``latency_ms`` after its command. A response carries its status word's meaning.
+    ``latency_ms`` after its command. ``add_log_batch`` decodes, links and describes.
     """
-    pairer = ApduPairer()
     rows: list[tuple[Any, ...]] = []
-    commands = pairs = 0
-    for position, apdu in enumerate(apdus):
+    commands = 0
+    for apdu in apdus:
         is_command = apdu.direction == "command"
         if clock is not None and not is_command and apdu.latency_ms:
             clock += timedelta(milliseconds=apdu.latency_ms)
         when = clock if clock is not None else apdu.timestamp
-        keyed = WireApdu(apdu.direction, apdu.hex, apdu.channel, when, apdu.latency_ms, position)
-        link = pairer.add(keyed)
         if is_command:
             commands += 1
             rows.append((session_id, _COMMAND, apdu.hex, None, None, None, None, when))
-            continue
-        pairs += link.command_key is not None
-        status_word = apdu.hex[-4:] if len(apdu.hex) >= 4 else None
-        meaning = describe_status_word(status_word) if status_word else None
-        rows.append(
-            (session_id, _RESPONSE, apdu.hex, None, status_word, meaning, apdu.latency_ms, when)
-        )
-    return rows, commands, pairs
+        else:
+            status_word = apdu.hex[-4:] if len(apdu.hex) >= 4 else None
+            rows.append(
+                (session_id, _RESPONSE, apdu.hex, None, status_word, None, apdu.latency_ms, when)
+            )
+    return rows, commands
