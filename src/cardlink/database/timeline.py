@@ -1,7 +1,7 @@
 """One SCP81 session in time order: its state changes, HTTP exchanges and APDUs.
 
 ``SessionRepository.timeline`` builds it from stored rows; an APDU is shown from
-its stored decoded columns (filled on insert, see ``repositories.log_writes``).
+its stored decoded columns (filled on insert, see ``repositories.log_columns``).
 Each entry has a one-line summary so a terminal, a log or a report can print it as is.
 """
 

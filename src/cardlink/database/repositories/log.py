@@ -21,17 +21,17 @@ from ..types import json_safe, to_uuid
 from . import log_queries, log_traces
 from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
-from .log_queries import CommandStats
-from .log_traces import TraceImport
-from .log_writes import (
+from .log_columns import (
     BATCH_FIELDS,
     LOG_FIELDS,
-    CommandLinker,
     as_columns,
     checked,
     decode_entity,
     unknown_fields,
 )
+from .log_links import CommandLinker
+from .log_queries import CommandStats
+from .log_traces import TraceImport
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 

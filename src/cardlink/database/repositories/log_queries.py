@@ -1,7 +1,7 @@
 """Queries on the stored decoded columns: command/response pairs, commands by name or INS,
 and per-command statistics, in SQL on every backend.
 
-A pair comes from ``command_id`` (set on insert, see ``log_writes``); a command's
+A pair comes from ``command_id`` (set on insert, see ``log_links``); a command's
 status word and latency are its response's. ``command_stats`` computes the 95th
 percentile by nearest rank with window functions (``ROW_NUMBER`` and ``COUNT``
 over the command name), which SQLite (3.25+), MariaDB and PostgreSQL all run.
