@@ -96,11 +96,14 @@ class ApduPairer:
     """Pairs each response with the newest unanswered command of its channel."""
 
     def __init__(self, state: PairingState | None = None) -> None:
-        state = state or PairingState()
         self._open: dict[int, list[OpenCommand]] = {}
+        self._marks: dict[int, ChainMark] = {}
+        self._sequence = 0
+        if state is None:
+            return
         for command in state.open_commands:
             self._open.setdefault(command.channel, []).append(command)
-        self._marks: dict[int, ChainMark] = dict(state.chain_marks)
+        self._marks = dict(state.chain_marks)
         self._sequence = state.sequence
 
     @property

@@ -128,7 +128,6 @@ class LogRepository(BaseRepository[CommLog]):
             return super().create(entity)
         is_command = row["direction"] is CommDirection.COMMAND
         lock_for_writing(self.session)
-        saved = self._linker.saved()
         try:
             if not is_command:
                 with translated_errors():
@@ -136,7 +135,7 @@ class LogRepository(BaseRepository[CommLog]):
                 entity.command_id = entity.command_id or link
             log = super().create(entity)
         except BaseException:
-            self._linker.restore(saved)
+            self._linker.forget()
             raise
         if is_command:
             with translated_errors():
@@ -179,14 +178,13 @@ class LogRepository(BaseRepository[CommLog]):
         chunks, count = self._batch, self._pending
         self._batch, self._pending = [], 0
         lock_for_writing(self.session)
-        saved = self._linker.saved()
         try:
             with translated_errors(), self.session.begin_nested() as savepoint:
                 connection = savepoint.session.connection()
                 for chunk in chunks:
                     self._linker.write(connection, chunk)
         except BaseException:
-            self._linker.restore(saved)
+            self._linker.forget()
             raise
         session_ids = sorted({str(key) for chunk in chunks for key in set(chunk["session_id"])})
         self._uow.record(

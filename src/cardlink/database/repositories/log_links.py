@@ -21,7 +21,7 @@ other writer's command, as the wire order between them is not known either.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Table, case, func, select, update
@@ -55,18 +55,15 @@ class CommandLinker:
     """Links responses to their commands as rows are written, session by session."""
 
     def __init__(self) -> None:
-        self._states: dict[uuid.UUID, PairingState] = {}
+        self._pairers: dict[uuid.UUID, ApduPairer] = {}
 
-    def forget(self) -> None:
-        """Drop the pairing states (the unit of work rolled back what they describe)."""
-        self._states.clear()
-
-    def saved(self) -> dict[uuid.UUID, PairingState]:
-        """The states as they are, to restore when a write fails (they are immutable)."""
-        return dict(self._states)
-
-    def restore(self, saved: dict[uuid.UUID, PairingState]) -> None:
-        self._states = saved
+    def forget(self, sessions: Iterable[Any] | None = None) -> None:
+        """Drop the pairing of these sessions (all by default): a write failed or was rolled
+        back, so the next write resumes them from what the database holds."""
+        if sessions is None:
+            self._pairers.clear()
+        for session in sessions or ():
+            self._pairers.pop(session, None)
 
     # -- the batch path ------------------------------------------------------------------
 
@@ -82,7 +79,7 @@ class CommandLinker:
             return
         # MariaDB/MySQL: the ids after the largest are taken unless another writer was
         # faster (a duplicate key); then the rows go in first and are linked after.
-        saved, given = self.saved(), chunk["command_id"]
+        given = chunk["command_id"]
         highest = connection.execute(select(func.coalesce(func.max(_LOGS.id), 0))).scalar_one()
         try:
             with connection.begin_nested():
@@ -93,7 +90,9 @@ class CommandLinker:
         except sa_exc.IntegrityError as error:
             if not is_duplicate_key(error):
                 raise
-            self.restore(saved)
+        sessions = set(chunk["session_id"])
+        self.forget(sessions)  # the savepoint took this chunk's rows back out
+        self.resume(connection, sessions)
         chunk["command_id"] = given
         self._insert_then_link(connection, chunk, count, highest)
 
@@ -110,13 +109,13 @@ class CommandLinker:
         )
         stored = [key for key, session in found if session in sessions]
         if len(stored) != count:  # another writer in the same sessions: leave these unlinked
-            self._states = {
-                key: _without_placeholders(state) for key, state in self._states.items()
-            }
+            for session in sessions:
+                state = _without_placeholders(self._pairers[session].state)
+                self._pairers[session] = ApduPairer(state)
             return
         real = {-1 - index: key for index, key in enumerate(stored)}
         for session in sessions:
-            self._states[session] = _rekeyed(self._states[session], real)
+            self._pairers[session] = ApduPairer(_rekeyed(self._pairers[session].state, real))
         pending = {
             stored[index]: real[link]
             for index, link in enumerate(links)
@@ -130,15 +129,11 @@ class CommandLinker:
         raw_data = chunk.get("raw_data") or [None] * count
         words = chunk.get("status_word") or [None] * count
         channels, given = chunk["channel"], chunk["command_id"]
-        pairers: dict[uuid.UUID, ApduPairer] = {}
+        pairers = self._pairers
         links: list[Any] = []
         for index in range(count):
-            session = sessions[index]
-            pairer = pairers.get(session)
-            if pairer is None:
-                pairer = pairers[session] = ApduPairer(self._states.get(session))
             link = _feed(
-                pairer,
+                pairers[sessions[index]],
                 directions[index],
                 raw_data[index],
                 words[index],
@@ -146,8 +141,6 @@ class CommandLinker:
                 keys[index],
             )
             links.append(given[index] if given[index] is not None else link)
-        for session, pairer in pairers.items():
-            self._states[session] = pairer.state
         return links
 
     # -- one row (add_log) -------------------------------------------------------------
@@ -161,25 +154,23 @@ class CommandLinker:
         """
         session = row["session_id"]
         self.resume(connection, {session})
-        pairer = ApduPairer(self._states.get(session))
         link = _feed(
-            pairer,
+            self._pairers[session],
             row["direction"],
             row.get("raw_data"),
             row.get("status_word"),
             row.get("channel"),
             key,
         )
-        self._states[session] = pairer.state
         return link
 
     # -- resuming ----------------------------------------------------------------------
 
     def resume(self, connection: Connection, sessions: set[Any]) -> None:
         """Load the newest unanswered commands of the sessions not seen yet, per channel."""
-        new = sorted(sessions - self._states.keys(), key=str)
+        new = list(sessions - self._pairers.keys())
         for session in new:
-            self._states[session] = PairingState()
+            self._pairers[session] = ApduPairer()
         for start in range(0, len(new), _SESSIONS_PER_QUERY):
             self._resume(connection, new[start : start + _SESSIONS_PER_QUERY])
 
@@ -225,7 +216,7 @@ class CommandLinker:
                 OpenCommand(key, channel_number, header, number)
                 for number, (key, channel_number, header) in enumerate(commands, start=1)
             )
-            self._states[session] = PairingState(numbered, (), len(numbered))
+            self._pairers[session] = ApduPairer(PairingState(numbered, (), len(numbered)))
 
 
 def _feed(
