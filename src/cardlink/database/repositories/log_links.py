@@ -175,7 +175,15 @@ class CommandLinker:
             self._resume(connection, new[start : start + _SESSIONS_PER_QUERY])
 
     def _resume(self, connection: Connection, new: list[Any]) -> None:
-        """One query: the newest unanswered commands per channel of these sessions."""
+        """The newest unanswered commands per channel of these sessions: first which of
+        them have commands at all (an index read; new sessions have none), then one query
+        for those."""
+        having = select(_LOGS.session_id).where(
+            _LOGS.session_id.in_(new), _LOGS.direction == _COMMAND
+        )
+        new = list(connection.execute(having.distinct()).scalars())
+        if not new:
+            return
         responses = _TABLE.alias("responses")
         answered = select(responses.c.id).where(responses.c.command_id == _LOGS.id).exists()
         channel = func.coalesce(_LOGS.channel, 0)
