@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, case, func, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -171,19 +171,12 @@ class CommandLinker:
         new = list(sessions - self._pairers.keys())
         for session in new:
             self._pairers[session] = ApduPairer()
-        for start in range(0, len(new), _SESSIONS_PER_QUERY):
-            self._resume(connection, new[start : start + _SESSIONS_PER_QUERY])
+        with_commands = _with_commands(connection, new)  # new sessions have none
+        for start in range(0, len(with_commands), _SESSIONS_PER_QUERY):
+            self._resume(connection, with_commands[start : start + _SESSIONS_PER_QUERY])
 
     def _resume(self, connection: Connection, new: list[Any]) -> None:
-        """The newest unanswered commands per channel of these sessions: first which of
-        them have commands at all (an index read; new sessions have none), then one query
-        for those."""
-        having = select(_LOGS.session_id).where(
-            _LOGS.session_id.in_(new), _LOGS.direction == _COMMAND
-        )
-        new = list(connection.execute(having.distinct()).scalars())
-        if not new:
-            return
+        """One query: the newest unanswered commands per channel of these sessions."""
         responses = _TABLE.alias("responses")
         answered = select(responses.c.id).where(responses.c.command_id == _LOGS.id).exists()
         channel = func.coalesce(_LOGS.channel, 0)
@@ -225,6 +218,28 @@ class CommandLinker:
                 for number, (key, channel_number, header) in enumerate(commands, start=1)
             )
             self._pairers[session] = ApduPairer(PairingState(numbered, (), len(numbered)))
+
+
+def _with_commands(connection: Connection, sessions: list[Any]) -> list[Any]:
+    """Which of ``sessions`` have a command stored: an index read. PostgreSQL takes them
+    as one array parameter (a long IN list is parsed and planned on every call)."""
+    if not sessions:
+        return []
+    if connection.dialect.name == "postgresql":
+        as_array = text(
+            "SELECT DISTINCT session_id FROM logs "
+            "WHERE session_id = ANY(CAST(:sessions AS uuid[])) AND direction = :command"
+        )
+        found = connection.execute(as_array, {"sessions": sessions, "command": _COMMAND.value})
+        return list(found.scalars())
+    having: list[Any] = []
+    for start in range(0, len(sessions), _SESSIONS_PER_QUERY):
+        part = sessions[start : start + _SESSIONS_PER_QUERY]
+        statement = select(_LOGS.session_id).where(
+            _LOGS.session_id.in_(part), _LOGS.direction == _COMMAND
+        )
+        having += connection.execute(statement.distinct()).scalars()
+    return having
 
 
 def _feed(
