@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import NamedTuple
 
-from cardlink.database import CommDirection, SessionStatus
+from cardlink.database import CommDirection, SessionStatus, decode_apdu, describe_status_word
+from cardlink.database.models.log import DECODED_FIELDS
+from cardlink.database.pairing import ApduPairer, WireApdu
 
 #: The moment "now" of the data set; sessions start up to 60 days before it.
 ANCHOR = datetime.now(timezone.utc).replace(microsecond=0)
@@ -165,3 +167,33 @@ def logs_for(all_sessions: list[SessionRow], per_session: int, *, seed: int) -> 
     """The logs of many sessions, session after session."""
     for session in all_sessions:
         yield from logs(session, per_session, seed=seed)
+
+
+#: The columns a log row stores beyond the guide's tuple: the key, the decoded command
+#: fields (as the model marks them) and the command a response answers.
+STORED_EXTRAS = ("id", *DECODED_FIELDS, "command_id")
+
+
+def as_stored(rows: list[tuple], *, first_id: int = 1) -> tuple[list[tuple], list[tuple]]:
+    """The rows as the package stores them, for the raw side to insert (W1): each response
+    with its status word's meaning, and per row the values of ``STORED_EXTRAS`` with ids
+    from ``first_id`` on. Computed before the raw side's timing."""
+    stored: list[tuple] = []
+    extras: list[tuple] = []
+    pairers: dict[uuid.UUID, ApduPairer] = {}
+    for key, row in enumerate(rows, start=first_id):
+        session_id, direction, raw_data, _, word, message = row[:6]
+        pairer = pairers.setdefault(session_id, ApduPairer())
+        if direction is CommDirection.COMMAND:
+            apdu = decode_apdu(raw_data)
+            fields = tuple(getattr(apdu, field) for field in DECODED_FIELDS.values())
+            pairer.add(WireApdu("command", raw_data, apdu.channel or 0, key=key))
+            stored.append(row)
+            extras.append((key, *fields, None))
+            continue
+        link = pairer.add(WireApdu("response", raw_data, key=key)).command_key
+        if message is None and word is not None:
+            row = (*row[:5], describe_status_word(word), *row[6:])
+        stored.append(row)
+        extras.append((key, *(None for _ in DECODED_FIELDS), link))
+    return stored, extras

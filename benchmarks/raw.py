@@ -140,12 +140,25 @@ class RawDatabase:
 
     # -- workloads -----------------------------------------------------------------------
 
-    def insert_logs(self, rows: list[tuple], *, chunk: int, copy: bool = False) -> int:
-        """W1 raw: insert the guide's tuples, one transaction per ``chunk`` rows."""
+    def insert_logs(
+        self,
+        rows: list[tuple],
+        *,
+        chunk: int,
+        copy: bool = False,
+        extra: tuple[tuple[str, ...], list[tuple]] | None = None,
+    ) -> int:
+        """W1 raw: insert the guide's tuples, one transaction per ``chunk`` rows.
+
+        ``extra``: more column names and, per row, their values as stored (W1 gives the
+        key, the decoded command fields and the command link, computed beforehand).
+        """
         now = datetime.now(timezone.utc)
         stamp = self.time_value(now)
         uuid_value, time_value = self.uuid_value, self.time_value
-        sql = self.insert_sql("logs", LOG_COLUMNS)
+        extra_names, extra_values = extra if extra is not None else ((), [()] * len(rows))
+        names = (*LOG_COLUMNS[:-2], *extra_names, *LOG_COLUMNS[-2:])
+        sql = self.insert_sql("logs", names)
         for start in range(0, len(rows), chunk):
             prepared = [
                 (
@@ -157,16 +170,19 @@ class RawDatabase:
                     row[5],
                     row[6],
                     time_value(row[7]),
+                    *values,
                     stamp,
                     stamp,
                 )
-                for row in rows[start : start + chunk]
+                for row, values in zip(
+                    rows[start : start + chunk], extra_values[start : start + chunk], strict=True
+                )
             ]
             self.begin()
             cursor = self.connection.cursor()
             if copy:
-                names = ", ".join(f'"{name}"' for name in LOG_COLUMNS)
-                with cursor.copy(f"COPY logs ({names}) FROM STDIN") as copier:
+                quoted = ", ".join(f'"{name}"' for name in names)
+                with cursor.copy(f"COPY logs ({quoted}) FROM STDIN") as copier:
                     for row in prepared:
                         copier.write_row(row)
             else:
@@ -211,13 +227,20 @@ class RawDatabase:
             self.connection.commit()
         return int(total)
 
-    def logs_digest(self) -> str:
+    def logs_digest(self, extra: Iterable[str] = ()) -> str:
         """A digest of every log's content in insertion (id) order, ids and stamps left out:
-        two databases loaded with the same rows give the same digest."""
+        two databases loaded with the same rows give the same digest. ``extra`` columns are
+        included; a link to another log (``command_id``) as its distance back in ids."""
         import hashlib
 
         names = [name for name in LOG_COLUMNS if name not in ("created_at", "updated_at")]
-        columns = ", ".join(f"{self.quote}{name}{self.quote}" for name in names)
+        names += [name for name in extra if name != "id"]
+        columns = ", ".join(
+            f"id - {self.quote}{name}{self.quote}"
+            if name == "command_id"
+            else f"{self.quote}{name}{self.quote}"
+            for name in names
+        )
         cursor = self.connection.cursor()
         digest = hashlib.sha256()
         try:

@@ -11,9 +11,11 @@ pcap. On each backend (server database ``cardlink_bench_traces``) the package
 imports each file into a fresh session with ``uow.logs.import_trace`` and commits,
 reading and parsing the file inside the timed part. The raw side then inserts the
 very rows that import stored, with the driver's ``executemany`` (and ``COPY`` on
-PostgreSQL); those rows, the status words and their meanings included, are read
-from the file before its timing starts. Printed: rows/s of each side and the ratio.
-Every run's row count is checked.
+PostgreSQL); those rows, the status words and their meanings, the decoded command
+columns and the command links included, are computed from the file before its
+timing starts. Printed: rows/s of each side and the ratio. Every run's row count
+is checked. Then ``logs.pairs()`` of a 200-APDU session: milliseconds per call,
+beside the same join run through the bare driver.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from data import STORED_EXTRAS, as_stored
 from raw import RawDatabase
 from run import ensure_database
 from sqlalchemy.engine import URL
@@ -158,13 +161,13 @@ def run_backend(url: URL, files: dict[str, bytes], pairs: int) -> None:
                 stored = uow.logs.count_by_session(session_id)
             if stored != 2 * pairs or result.pairs != pairs:
                 raise AssertionError(f"{name} {kind}: {stored} rows, {result.pairs} pairs stored")
-            rows = raw_rows(new_session(manager), data, kind)
+            rows, extras = as_stored(raw_rows(new_session(manager), data, kind))
             sides = {"executemany": False, **({"COPY": True} if name == "postgresql" else {})}
             figures = []
             for label, copy in sides.items():
                 raw.clear_logs()
                 started = time.perf_counter()
-                raw.insert_logs(rows, chunk=len(rows), copy=copy)
+                raw.insert_logs(rows, chunk=len(rows), copy=copy, extra=(STORED_EXTRAS, extras))
                 seconds = time.perf_counter() - started
                 if raw.count("logs") != len(rows):
                     raise AssertionError(f"{name} raw {label}: wrong row count")
@@ -178,9 +181,59 @@ def run_backend(url: URL, files: dict[str, bytes], pairs: int) -> None:
                 flush=True,
             )
             raw.clear_logs()
+        pairs_of_a_session(manager, raw, name)
     finally:
         raw.close()
         manager.close()
+
+
+def pairs_of_a_session(manager: DatabaseManager, raw: RawDatabase, name: str) -> None:
+    """``logs.pairs()`` of one 200-APDU session (a unit of work per call, as an application
+    would), beside the same outer join through the driver; best of 5 rounds of 20 calls."""
+    session_id = new_session(manager)
+    apdus = []
+    for pair in trace_pairs(100):
+        assert pair.command is not None and pair.response is not None
+        for apdu in (pair.command, pair.response):
+            direction = CommDirection.COMMAND if apdu.is_command else CommDirection.RESPONSE
+            apdus.append((session_id, direction, apdu.hex, None, None, None, None, apdu.timestamp))
+    with UnitOfWork(manager) as uow:
+        uow.logs.add_log_batch(apdus)
+        uow.commit()
+
+    def package_call() -> None:
+        with UnitOfWork(manager) as uow:
+            if len(uow.logs.pairs(session_id)) != 100:
+                raise AssertionError(f"{name} pairs(): wrong pair count")
+
+    quote, mark = raw.quote, raw.mark
+    sql = (
+        "SELECT c.*, r.* FROM logs c LEFT JOIN logs r ON r.command_id = c.id "
+        f"WHERE c.session_id = {mark} AND c.direction = 'command' "
+        f"ORDER BY c.{quote}timestamp{quote}, c.id"
+    )
+    key = raw.uuid_value(session_id)
+
+    def raw_call() -> None:
+        if len(raw.execute(sql, (key,))) != 100:
+            raise AssertionError(f"{name} raw pairs: wrong pair count")
+        if raw.backend != "sqlite":
+            raw.connection.commit()
+
+    timings = {}
+    for label, call in (("package", package_call), ("raw", raw_call)):
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(20):
+                call()
+            best = min(best, (time.perf_counter() - started) / 20)
+        timings[label] = best * 1000
+    print(
+        f"{name:<10} pairs() of a 200-APDU session: package {timings['package']:6.2f} ms | "
+        f"raw join {timings['raw']:6.2f} ms (package {timings['package'] / timings['raw']:.1f}x)",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cardlink.database import ValidationError, decode_apdu, describe_status_word
-from cardlink.database.apdu import UNDECODED
+from cardlink.database.apdu import UNDECODED, stored_fields
 
 AID = "A0000000871002"  # 3GPP USIM
 RAND_AUTN = "10" + "11" * 16 + "10" + "22" * 16
@@ -194,6 +194,27 @@ def test_decode_apdu_never_raises(text: str) -> None:
     decoded = decode_apdu(text)
     assert decoded.decoded == (decoded.ins is not None)
     assert decode_apdu(None) == UNDECODED  # type: ignore[arg-type]
+
+
+def _stored_by_decode_apdu(apdu: str) -> tuple[Any, ...] | None:
+    decoded = decode_apdu(apdu)
+    if decoded.ins is None:
+        return None
+    fields = ("cla", "ins", "p1", "p2", "lc", "le", "channel", "name")
+    return tuple(getattr(decoded, field) for field in fields)
+
+
+@given(
+    st.one_of(
+        st.sampled_from([row[0] for row in DECODE_TABLE] + ["00 a4 04 00 07 a0000000871002"]),
+        st.text(max_size=60),
+        st.binary(max_size=40).map(bytes.hex),
+    )
+)
+def test_the_stored_fields_are_decode_apdus(apdu: str) -> None:
+    """What the logs table stores of a command is what decode_apdu reads from it."""
+    fields = stored_fields(apdu)
+    assert (None if fields is None else tuple(fields)) == _stored_by_decode_apdu(apdu)
 
 
 @pytest.mark.parametrize(

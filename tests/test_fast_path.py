@@ -99,7 +99,13 @@ def _columns(entity: CommLog, normal: _Normalizer) -> dict[str, Any]:
     for attribute in inspect(CommLog).column_attrs:
         value = getattr(entity, attribute.key)
         zone = value.tzinfo if isinstance(value, datetime) else None
-        values[attribute.key] = (normal(value), type(value).__name__, zone)
+        (column,) = attribute.columns
+        # Only a log's own key and links to logs are ids; P1 = 4 is not log #4.
+        is_log_id = column.primary_key or any(
+            key.column.table is column.table for key in column.foreign_keys
+        )
+        shown = normal(value) if is_log_id or not isinstance(value, int) else value
+        values[attribute.key] = (shown, type(value).__name__, zone)
     return values
 
 

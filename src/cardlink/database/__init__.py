@@ -52,6 +52,7 @@ from .repositories import (
     TestRepository,
 )
 from .repositories.card_keys import rotate_psk_keys
+from .repositories.log_queries import CommandStats
 from .scp81 import CommandSessions, HttpDirection, HttpHead, ScriptStatus, parse_http_head
 from .timeline import TimelineEntry
 from .transfer import (
@@ -100,6 +101,7 @@ __all__ = [
     "CommDirection",
     "CommLog",
     "CommandSessions",
+    "CommandStats",
     "ConfigurationError",
     "ConflictMode",
     "ConnectionError",

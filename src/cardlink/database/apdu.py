@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .exceptions import ValidationError
 from .status_words import normalize_status_word
@@ -231,6 +232,43 @@ def _lengths(body: bytes) -> tuple[int, int, bytes, int | None, bool] | None:
     if size == 5 + lc:
         return 4, lc, body[3:-2], int.from_bytes(body[-2:], "big") or 65536, True
     return None
+
+
+class StoredFields(NamedTuple):
+    """The fields of a command the ``logs`` table stores: ``decode_apdu`` without the data
+    and the flags, as a named tuple (cheap enough for every row a batch writes)."""
+
+    cla: int
+    ins: int
+    p1: int
+    p2: int
+    lc: int | None
+    le: int | None
+    channel: int | None
+    name: str | None
+
+
+def stored_fields(apdu: str) -> StoredFields | None:
+    """The stored fields of a hex command APDU, or None where ``decode_apdu`` reads nothing;
+    each field equals ``decode_apdu``'s."""
+    try:
+        raw = binascii.unhexlify(apdu)
+    except (binascii.Error, ValueError, TypeError):
+        try:  # spaces between the bytes
+            raw = binascii.unhexlify("".join(apdu.split()))
+        except (binascii.Error, ValueError, AttributeError):
+            return None
+    if len(raw) < 4 or raw[0] == 0xFF:
+        return None
+    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+    channel, secure = _channel_and_sm(cla)
+    lengths = _lengths(raw[4:])
+    if lengths is None:
+        return StoredFields(
+            cla, ins, p1, p2, None, None, channel, _name(cla, ins, p1, p2, b"", secure)
+        )
+    _, lc, data, le, _ = lengths
+    return StoredFields(cla, ins, p1, p2, lc, le, channel, _name(cla, ins, p1, p2, data, secure))
 
 
 def decode_apdu(apdu: object) -> DecodedApdu:

@@ -201,6 +201,11 @@ def _integrity_kind(error: BaseException) -> str:
     return _CONSTRAINT
 
 
+def is_duplicate_key(error: BaseException) -> bool:
+    """Whether ``error`` is a unique or primary key violation (told by SQLSTATE/errno/code)."""
+    return _integrity_kind(error) == _DUPLICATE
+
+
 def describe_integrity_error(error: BaseException) -> str:
     """A short, secret-free sentence for a constraint violation, its kind found by code."""
     return f"{_integrity_kind(error)}: {_first_line(error)}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from .apdu import decode_apdu
 
@@ -60,9 +61,11 @@ class PairLink:
     continues: Hashable | None = None
 
 
-@dataclass(frozen=True)
-class OpenCommand:
-    """A command waiting for its response: enough to pair it and to follow its chain."""
+class OpenCommand(NamedTuple):
+    """A command waiting for its response: enough to pair it and to follow its chain.
+
+    A named tuple, not a dataclass: a log writer makes one per command it stores.
+    """
 
     key: Hashable | None
     channel: int
@@ -93,11 +96,14 @@ class ApduPairer:
     """Pairs each response with the newest unanswered command of its channel."""
 
     def __init__(self, state: PairingState | None = None) -> None:
-        state = state or PairingState()
         self._open: dict[int, list[OpenCommand]] = {}
+        self._marks: dict[int, ChainMark] = {}
+        self._sequence = 0
+        if state is None:
+            return
         for command in state.open_commands:
             self._open.setdefault(command.channel, []).append(command)
-        self._marks: dict[int, ChainMark] = dict(state.chain_marks)
+        self._marks = dict(state.chain_marks)
         self._sequence = state.sequence
 
     @property
@@ -122,38 +128,53 @@ class ApduPairer:
         channel = apdu.channel
         if channel is None:
             channel = decode_apdu(apdu.hex).channel or 0
-        header = _bytes(apdu.hex)[:4]
-        mark = self._marks.pop(channel, None)
-        head = None
-        if mark is not None and len(header) == 4:
-            get_response = mark.follow_up == "get-response" and header[1] == 0xC0
-            reissue = mark.follow_up == "re-issue" and header == mark.header
-            head = mark.head if get_response or reissue else None
-        self._sequence += 1
-        stack = self._open.setdefault(channel, [])
-        stack.append(OpenCommand(apdu.key, channel, header, self._sequence, head))
-        del stack[:-MAX_OPEN_PER_CHANNEL]
+        head = self.add_command(apdu.key, channel, header_of(apdu.hex))
         return PairLink(apdu.key, channel, continues=head)
 
     def _response(self, apdu: WireApdu) -> PairLink:
-        channel = apdu.channel
+        channel, command_key = self.add_response(apdu.key, sw1_of(apdu.hex), apdu.channel)
+        return PairLink(apdu.key, channel, command_key=command_key)
+
+    def add_command(self, key: Hashable | None, channel: int, header: bytes) -> Hashable | None:
+        """``add`` for a command already read: its channel and CLA INS P1 P2. Returns the
+        chain's first command when it continues one (see ``PairLink.continues``)."""
+        head = None
+        if self._marks:
+            mark = self._marks.pop(channel, None)
+            if mark is not None and len(header) == 4:
+                get_response = mark.follow_up == "get-response" and header[1] == 0xC0
+                reissue = mark.follow_up == "re-issue" and header == mark.header
+                head = mark.head if get_response or reissue else None
+        self._sequence += 1
+        stack = self._open.get(channel)
+        if stack is None:
+            stack = self._open[channel] = []
+        stack.append(OpenCommand(key, channel, header, self._sequence, head))
+        if len(stack) > MAX_OPEN_PER_CHANNEL:
+            del stack[:-MAX_OPEN_PER_CHANNEL]
+        return head
+
+    def add_response(
+        self, key: Hashable | None, sw1: int | None, channel: int | None = None
+    ) -> tuple[int | None, Hashable | None]:
+        """``add`` for a response already read: its SW1 (None if it has none) and channel,
+        if known. Returns (the channel, the key of the command it answers or None)."""
         if channel is None:
             tops = [stack[-1] for stack in self._open.values() if stack]
             if not tops:
-                return PairLink(apdu.key, None)
+                return None, None
             channel = max(tops, key=lambda command: command.sequence).channel
         stack = self._open.get(channel)
         if not stack:
-            return PairLink(apdu.key, channel)
+            return channel, None
         command = stack.pop()
-        status = _bytes(apdu.hex)[-2:]
-        follow_up = _CONTINUE_AFTER.get(status[0]) if len(status) == 2 else None
+        follow_up = _CONTINUE_AFTER.get(sw1) if sw1 is not None else None
         if follow_up is not None:
             head = command.chain_head if command.chain_head is not None else command.key
             self._marks[channel] = ChainMark(head, follow_up, command.header)
-        else:
+        elif self._marks:
             self._marks.pop(channel, None)
-        return PairLink(apdu.key, channel, command_key=command.key)
+        return channel, command.key
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,30 @@ def pair_apdus(apdus: Iterable[WireApdu]) -> list[ApduPair]:
             index = pair_of_command[link.command_key]
             pairs[index] = replace(pairs[index], response=apdu)
     return pairs
+
+
+def header_of(hex_text: str) -> bytes:
+    """CLA INS P1 P2 of a hex command APDU (fewer bytes when shorter, none when not hex)."""
+    try:
+        header = bytes.fromhex(hex_text[:8])
+    except (ValueError, TypeError):
+        header = b""
+    return header if len(header) == 4 else _bytes(hex_text)[:4]
+
+
+def sw1_of(hex_text: str) -> int | None:
+    """SW1 of a hex response APDU (its last two bytes), or None when it has none."""
+    if len(hex_text) >= 4:
+        try:
+            return int(hex_text[-4:-2], 16) if hex_text[-4:].isalnum() else _sw1(hex_text)
+        except ValueError:
+            return None
+    return _sw1(hex_text)
+
+
+def _sw1(hex_text: str) -> int | None:
+    status = _bytes(hex_text)[-2:]
+    return status[0] if len(status) == 2 else None
 
 
 def _bytes(hex_text: str) -> bytes:

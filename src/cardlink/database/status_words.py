@@ -55,16 +55,25 @@ def classify(status_word: str) -> StatusClass:
     return StatusClass.ERROR
 
 
+def class_condition(column: Any, status_class: StatusClass | str) -> Any:
+    """SQL condition on a status-word column that is true exactly for ``status_class``
+    (``classify`` in SQL: the first matching prefix decides, no match is an error)."""
+    wanted = StatusClass(status_class).value
+    decided: list[Any] = []
+    found: list[Any] = []
+    for each_class, prefix in STATUS_WORD_CLASSES:
+        matches = column.like(f"{prefix}%")
+        if each_class == wanted:
+            found.append(and_(matches, *(not_(earlier) for earlier in decided)))
+        decided.append(matches)
+    if wanted == StatusClass.ERROR.value:
+        found.append(and_(*(not_(match) for match in decided)))
+    return or_(*found)
+
+
 def error_condition(column: Any) -> Any:
     """SQL condition on a status-word column that is true exactly for the *error* class."""
-    decided: list[Any] = []
-    error_words: list[Any] = []
-    for status_class, prefix in STATUS_WORD_CLASSES:
-        matches = column.like(f"{prefix}%")
-        if status_class == "error":
-            error_words.append(and_(matches, *(not_(earlier) for earlier in decided)))
-        decided.append(matches)
-    return or_(*error_words, and_(*(not_(match) for match in decided)))
+    return class_condition(column, StatusClass.ERROR)
 
 
 _HEX_DIGITS = frozenset("0123456789ABCDEF")

@@ -1,8 +1,8 @@
 """One SCP81 session in time order: its state changes, HTTP exchanges and APDUs.
 
-``SessionRepository.timeline`` builds it from stored rows; the APDUs are decoded
-here, at read time (``apdu.decode_apdu``). Each entry has a one-line summary so a
-terminal, a log or a report can print it as is.
+``SessionRepository.timeline`` builds it from stored rows; an APDU is shown from
+its stored decoded columns (filled on insert, see ``repositories.log_columns``).
+Each entry has a one-line summary so a terminal, a log or a report can print it as is.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .apdu import decode_apdu, describe_status_word
+from .apdu import describe_status_word
 from .exceptions import ValidationError
 from .models import CommDirection, CommLog, HttpExchange, OTASession
 from .scp81 import HttpDirection
@@ -102,13 +102,13 @@ def exchange_summary(exchange: HttpExchange) -> str:
 def apdu_summary(log: CommLog) -> str:
     """A command by its name and header bytes, a response by its status word and meaning."""
     if log.direction is CommDirection.COMMAND:
-        decoded = decode_apdu(log.raw_data or "")
-        if decoded.ins is None:
+        header_bytes = (log.cla, log.ins, log.p1, log.p2)
+        if None in header_bytes:
             return f"C-APDU {_short(log.raw_data)}"
-        header = f"{decoded.cla:02X}{decoded.ins:02X}{decoded.p1:02X}{decoded.p2:02X}"
-        name = decoded.name or "unknown instruction"
-        channel = f" channel {decoded.channel}" if decoded.channel else ""
-        length = f" Lc={decoded.lc}" if decoded.lc else ""
+        header = "".join(f"{byte:02X}" for byte in header_bytes)
+        name = log.command_name or "unknown instruction"
+        channel = f" channel {log.channel}" if log.channel else ""
+        length = f" Lc={log.lc}" if log.lc else ""
         return f"C-APDU {name} {header}{length}{channel}"
     word = log.status_word
     meaning = log.status_message

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 #: 64-bit keys on the servers; SQLite needs INTEGER for its rowid alias.
 LogId = BigInteger().with_variant(Integer(), "sqlite")
+_BYTE = (0, 0xFF)
+#: Lc and Le up to extended lengths (Le 0000 means 65,536).
+_LENGTH = (0, 0x10000)
 
 
 class CommLog(TimestampMixin, Base):
@@ -31,6 +34,10 @@ class CommLog(TimestampMixin, Base):
         Index(None, "session_id", "direction"),
         Index(None, "timestamp"),
         Index(None, "exchange_id"),
+        Index(None, "command_name"),
+        Index(None, "session_id", "command_name"),
+        Index(None, "ins"),
+        Index(None, "command_id"),
         MYSQL_TABLE_OPTIONS,
     )
     _repr_fields = ("id", "session_id", "direction", "raw_data", "status_word")
@@ -54,4 +61,29 @@ class CommLog(TimestampMixin, Base):
         ExchangeId, ForeignKey("http_exchanges.id", ondelete="SET NULL")
     )
 
+    # The command's header, lengths and name as ``apdu.decode_apdu`` reads them; filled on
+    # insert (``info["apdu_field"]`` names the DecodedApdu field), empty when undecodable.
+    cla: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "cla", "range": _BYTE})
+    ins: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "ins", "range": _BYTE})
+    p1: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "p1", "range": _BYTE})
+    p2: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "p2", "range": _BYTE})
+    lc: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "lc", "range": _LENGTH})
+    le: Mapped[int | None] = mapped_column(Integer, info={"apdu_field": "le", "range": _LENGTH})
+    channel: Mapped[int | None] = mapped_column(
+        Integer, info={"apdu_field": "channel", "range": (0, 19)}
+    )
+    command_name: Mapped[str | None] = mapped_column(String(64), info={"apdu_field": "name"})
+    #: On a response: the command it answers (``pairing`` rules); SET NULL when that goes.
+    command_id: Mapped[int | None] = mapped_column(
+        LogId, ForeignKey("logs.id", ondelete="SET NULL")
+    )
+
     session: Mapped[OTASession] = relationship(back_populates="logs", lazy="select")
+
+
+#: The decoded columns and the ``apdu.DecodedApdu`` field each one holds, as marked above.
+DECODED_FIELDS: dict[str, str] = {
+    str(column.name): column.info["apdu_field"]
+    for column in CommLog.__table__.columns
+    if "apdu_field" in column.info
+}

@@ -13,8 +13,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import aliased
 
-from ..apdu import decode_apdu, describe_status_word
+from ..apdu import describe_status_word
 from ..exceptions import NotFoundError, ValidationError
 from ..models import CommDirection, CommLog, OTASession, SessionStatus
 from ..repositories import test_history
@@ -126,55 +127,32 @@ def build_sessions_report(uow: UnitOfWork, days: int = 30) -> SessionsReport:
 
 
 def _command_errors(uow: UnitOfWork, since: datetime) -> list[CommandErrors]:
-    """Error responses counted in SQL per command header (CLA INS P1 P2) and status word,
-    then named: several headers can be one command (channels, P1 variants)."""
-    order = (CommLog.timestamp, CommLog.id)
-    paired = (
-        select(
-            CommLog.direction,
-            CommLog.status_word,
-            func.lag(func.substr(func.replace(CommLog.raw_data, " ", ""), 1, 8))
-            .over(partition_by=CommLog.session_id, order_by=order)
-            .label("header"),
-            func.lag(CommLog.direction)
-            .over(partition_by=CommLog.session_id, order_by=order)
-            .label("before"),
-        )
-        .where(CommLog.timestamp >= since)
-        .subquery("paired")
-    )
-    header, word = func.upper(paired.c.header), func.upper(paired.c.status_word)
+    """Error responses counted in SQL per stored command name (an unnamed command by its
+    INS) and status word, through ``command_id``; the commonest word is shown per command."""
+    command = aliased(CommLog, name="command")
+    unnamed_ins = case((command.command_name.is_(None), command.ins))
+    word = CommLog.status_word
     rows = uow.session.execute(
-        select(header, word, func.count())
+        select(command.command_name, unnamed_ins, word, func.count())
+        .join(command, CommLog.command_id == command.id)
         .where(
-            paired.c.direction == CommDirection.RESPONSE,
-            paired.c.before == CommDirection.COMMAND,
-            paired.c.status_word.is_not(None),
-            error_condition(paired.c.status_word),
+            CommLog.timestamp >= since,
+            CommLog.direction == CommDirection.RESPONSE,
+            word.is_not(None),
+            error_condition(word),
         )
-        .group_by(header, word)
+        .group_by(command.command_name, unnamed_ins, word)
     ).all()
     per_command: dict[str, Counter[str]] = defaultdict(Counter)
-    for command_header, status_word, count in rows:
-        per_command[_command_name(command_header)][status_word] += int(count)
+    for name, ins, status_word, count in rows:
+        label = name or (f"INS {ins:02X}" if ins is not None else "?")
+        per_command[label][status_word] += int(count)
     ranked = sorted(per_command.items(), key=lambda item: (-item[1].total(), item[0]))
     commands = []
     for name, words in ranked[:COMMANDS_SHOWN]:
         commonest = words.most_common(1)[0][0]
         commands.append(CommandErrors(name, words.total(), commonest, _meaning(commonest)))
     return commands
-
-
-def _command_name(header: str | None) -> str:
-    if not header:
-        return "?"
-    try:
-        decoded = decode_apdu(header)
-    except ValidationError:
-        return "?"
-    if decoded.name:
-        return decoded.name
-    return f"INS {decoded.ins:02X}" if decoded.ins is not None else "?"
 
 
 def _meaning(status_word: str) -> str | None:

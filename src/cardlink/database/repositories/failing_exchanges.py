@@ -1,7 +1,7 @@
 """Where an OTA session went wrong: its first error response and the command it answered.
 
-Used by the JUnit export (``<system-out>``) and the run report. The pairing is done
-in SQL: each response is paired with the command logged just before it in its session.
+Used by the JUnit export (``<system-out>``) and the run report. The pair is the
+stored one: an error response and the command its ``command_id`` names.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Collection
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..exceptions import ValidationError
 from ..models import CommDirection, CommLog
@@ -24,38 +24,22 @@ def failing_exchanges(
     """The first failing command/response pair of each session that has one."""
     if not session_ids:
         return {}
-    order = (CommLog.timestamp, CommLog.id)
-    paired = (
-        select(
-            CommLog.session_id,
-            CommLog.direction,
-            CommLog.status_word,
-            func.lag(CommLog.raw_data)
-            .over(partition_by=CommLog.session_id, order_by=order)
-            .label("command_apdu"),
-            func.lag(CommLog.direction)
-            .over(partition_by=CommLog.session_id, order_by=order)
-            .label("command_direction"),
-            CommLog.timestamp,
-            CommLog.id,
-        )
-        .where(CommLog.session_id.in_(list(session_ids)))
-        .subquery("paired")
-    )
+    command = aliased(CommLog, name="command")
     errors = (
         select(
-            paired.c.session_id,
-            paired.c.command_apdu,
-            paired.c.status_word,
+            CommLog.session_id,
+            command.raw_data.label("command_apdu"),
+            CommLog.status_word,
             func.row_number()
-            .over(partition_by=paired.c.session_id, order_by=(paired.c.timestamp, paired.c.id))
+            .over(partition_by=CommLog.session_id, order_by=(CommLog.timestamp, CommLog.id))
             .label("nth"),
         )
+        .join(command, CommLog.command_id == command.id)
         .where(
-            paired.c.direction == CommDirection.RESPONSE,
-            paired.c.command_direction == CommDirection.COMMAND,
-            paired.c.status_word.is_not(None),
-            error_condition(paired.c.status_word),
+            CommLog.session_id.in_(list(session_ids)),
+            CommLog.direction == CommDirection.RESPONSE,
+            CommLog.status_word.is_not(None),
+            error_condition(CommLog.status_word),
         )
         .subquery("errors")
     )

@@ -5,49 +5,38 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import Table, bindparam, func, select
 
-from ..codec import codec_for, columns_of, default_value, insert_columns
+from ..codec import codec_for
 from ..events import EventType
 from ..exceptions import ValidationError, translated_errors
 from ..models import CommDirection, CommLog
 from ..sqlite_locking import lock_for_writing
-from ..status_words import derive_status_word, error_condition
+from ..status_words import error_condition
 from ..types import json_safe, to_uuid
-from . import log_traces
+from . import log_queries, log_traces
 from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
+from .log_columns import (
+    BATCH_FIELDS,
+    LOG_FIELDS,
+    as_columns,
+    checked,
+    decode_entity,
+    unknown_fields,
+)
+from .log_links import CommandLinker
+from .log_queries import CommandStats
 from .log_traces import TraceImport
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 _TABLE: Table = CommLog.__table__  # type: ignore[assignment]
 _CODEC = codec_for(_TABLE)
-#: The guide's batch tuples: these fields in this order, stopping after any from the 2nd on.
-#: A column beyond them comes in through a dict row or a keyword of ``add_log``.
-BATCH_FIELDS = (
-    "session_id",
-    "direction",
-    "raw_data",
-    "decoded_data",
-    "status_word",
-    "status_message",
-    "latency_ms",
-    "timestamp",
-)
-#: What a dict row or ``add_log`` may give: every column but the key the database hands out.
-LOG_FIELDS = tuple(
-    name
-    for name, column in _CODEC.columns.items()
-    if not (column.primary_key and column.autoincrement is True)
-)
-#: Columns a row that leaves them out gets its Python-side default in (the time of the call).
-_DEFAULTED = {name: column for name, column in _CODEC.columns.items() if column.default is not None}
-
 _LOADER = EntityLoader(CommLog)
 _LOGS = _TABLE.c
 #: ``find_by_session`` without extras: compiled once per dialect, run on the driver's cursor.
@@ -58,7 +47,6 @@ _BY_SESSION = PreparedLoad(
     .order_by(_LOGS.timestamp, _LOGS.id),
     pinned={"session_id": "session_id"},
 )
-_RESPONSE = CommDirection.RESPONSE
 
 Columns = dict[str, list[Any]]
 
@@ -69,61 +57,6 @@ def _field(index: int, name: str) -> str:
 
 def _batch_row(index: int, name: str) -> str:
     return f"log #{index}: {name}"
-
-
-def _unknown(fields: Iterable[Any]) -> list[str]:
-    return sorted(str(name) for name in set(fields) - set(LOG_FIELDS))
-
-
-def _as_columns(logs: list[Any]) -> Columns:
-    """The batch's rows (the guide's tuples or dicts) as one list per column."""
-    if logs and all(log.__class__ is tuple for log in logs):
-        sizes = set(map(len, logs))
-        if len(sizes) == 1 and 2 <= (size := sizes.pop()) <= len(BATCH_FIELDS):
-            return dict(zip(BATCH_FIELDS[:size], map(list, zip(*logs, strict=True)), strict=True))
-    rows: list[dict[Any, Any]] = []
-    for index, log in enumerate(logs):
-        if isinstance(log, Mapping):
-            unknown = _unknown(log)
-            if unknown:
-                valid = ", ".join(LOG_FIELDS)
-                raise ValidationError(
-                    f"log #{index}: unknown field(s) {unknown}; valid fields: {valid}"
-                )
-            rows.append(dict(log))
-        elif isinstance(log, Sequence) and not isinstance(log, str | bytes):
-            if not 2 <= len(log) <= len(BATCH_FIELDS):
-                raise ValidationError(
-                    f"log #{index}: expected a tuple of 2 to {len(BATCH_FIELDS)} values "
-                    f"({', '.join(BATCH_FIELDS)}), got {len(log)}"
-                )
-            rows.append(dict(zip(BATCH_FIELDS, log, strict=False)))
-        else:
-            kind = type(log).__name__
-            raise ValidationError(f"log #{index}: expected a tuple or a dict, got {kind}")
-    given = [name for name in LOG_FIELDS if any(name in row for row in rows)]
-    return columns_of(rows, given)
-
-
-def _checked(columns: Columns, count: int, where: Callable[[int, str], str]) -> Columns:
-    """The codec's checks, the columns' defaults, and the status word a response carries."""
-    for name, column in _DEFAULTED.items():
-        values = columns.get(name)
-        if values is None:
-            columns[name] = [default_value(column)] * count
-        elif None in values:
-            default = default_value(column)
-            columns[name] = [default if value is None else value for value in values]
-    checked = _CODEC.check_columns(columns, where)
-    raw_data = checked.get("raw_data")
-    words = checked.get("status_word") or [None] * count
-    if raw_data is not None and None in words:
-        directions = checked["direction"]
-        checked["status_word"] = [
-            derive_status_word(raw) if word is None and direction is _RESPONSE else word
-            for word, direction, raw in zip(words, directions, raw_data, strict=True)
-        ]
-    return checked
 
 
 class LogRepository(BaseRepository[CommLog]):
@@ -138,6 +71,7 @@ class LogRepository(BaseRepository[CommLog]):
         super().__init__(uow)
         self._batch: list[Columns] = []
         self._pending = 0
+        self._linker = CommandLinker()
 
     # -- writing -----------------------------------------------------------------
 
@@ -157,7 +91,7 @@ class LogRepository(BaseRepository[CommLog]):
 
         Any other column of the model can be given by keyword.
         """
-        unknown = _unknown(fields)
+        unknown = unknown_fields(fields)
         if unknown:
             raise ValidationError(
                 f"add_log: unknown field(s) {unknown}; valid fields: {', '.join(LOG_FIELDS)}"
@@ -179,10 +113,34 @@ class LogRepository(BaseRepository[CommLog]):
             )
         )
         given.update(fields)
-        checked = _checked({name: [value] for name, value in given.items()}, 1, _field)
-        self.flush_batch()
-        row = {self._attribute_for_column(name): values[0] for name, values in checked.items()}
+        columns = checked({name: [value] for name, value in given.items()}, 1, _field)
+        row = {self._attribute_for_column(name): values[0] for name, values in columns.items()}
         return self.create(CommLog(**row))
+
+    def create(self, entity: CommLog) -> CommLog:
+        """Store a new log now: a command gets its decoded columns (when none are given),
+        a response the ``command_id`` of the command it answers."""
+        if not isinstance(entity, CommLog) or self._already_stored(entity):
+            return super().create(entity)
+        self.flush_batch()
+        row = decode_entity(entity)
+        if row is None:  # no session: the database refuses it as usual
+            return super().create(entity)
+        is_command = row["direction"] is CommDirection.COMMAND
+        lock_for_writing(self.session)
+        try:
+            if not is_command:
+                with translated_errors():
+                    link = self._linker.link_one(self.session.connection(), row, None)
+                entity.command_id = entity.command_id or link
+            log = super().create(entity)
+        except BaseException:
+            self._linker.forget()
+            raise
+        if is_command:
+            with translated_errors():
+                self._linker.link_one(self.session.connection(), row, log.id)
+        return log
 
     def add_log_batch(self, logs: Iterable[Sequence[Any] | Mapping[str, Any]]) -> int:
         """Buffer many logs (the guide's tuples, or dicts of any columns); ``flush_batch``
@@ -194,13 +152,13 @@ class LogRepository(BaseRepository[CommLog]):
         rows = list(logs)
         if not rows:
             return 0
-        checked = _checked(_as_columns(rows), len(rows), _batch_row)
+        columns = checked(as_columns(rows), len(rows), _batch_row)
         last = self._batch[-1] if self._batch else None
-        if last is not None and last.keys() == checked.keys():
-            for name, values in checked.items():
+        if last is not None and last.keys() == columns.keys():
+            for name, values in columns.items():
                 last[name].extend(values)
         else:
-            self._batch.append(checked)
+            self._batch.append(columns)
         self._pending += len(rows)
         return len(rows)
 
@@ -220,10 +178,14 @@ class LogRepository(BaseRepository[CommLog]):
         chunks, count = self._batch, self._pending
         self._batch, self._pending = [], 0
         lock_for_writing(self.session)
-        with translated_errors(), self.session.begin_nested() as savepoint:
-            connection = savepoint.session.connection()
-            for chunk in chunks:
-                insert_columns(connection, _TABLE, chunk)
+        try:
+            with translated_errors(), self.session.begin_nested() as savepoint:
+                connection = savepoint.session.connection()
+                for chunk in chunks:
+                    self._linker.write(connection, chunk)
+        except BaseException:
+            self._linker.forget()
+            raise
         session_ids = sorted({str(key) for chunk in chunks for key in set(chunk["session_id"])})
         self._uow.record(
             EventType.LOG_BATCH_CREATED,
@@ -241,6 +203,7 @@ class LogRepository(BaseRepository[CommLog]):
         """Drop the buffered logs without writing them; returns how many were dropped."""
         dropped = self._pending
         self._batch, self._pending = [], 0
+        self._linker.forget()
         return dropped
 
     # -- reading -----------------------------------------------------------------
@@ -356,6 +319,29 @@ class LogRepository(BaseRepository[CommLog]):
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
+
+    # -- decoded columns (see log_queries) --------------------------------------------
+
+    def pairs(self, session_id: Any) -> list[tuple[CommLog, CommLog | None]]:
+        """The session's commands in wire order, each with its response (None: unanswered).
+
+        A response that answers no command is in no pair; ``find_responses`` lists it.
+        """
+        return log_queries.pairs(self, session_id)
+
+    def find_by_command(
+        self, name_or_ins: Any, session_id: Any = None, limit: int | None = None, offset: int = 0
+    ) -> list[CommLog]:
+        """Commands by name (``"SELECT"``; ``"INSTALL"`` finds every INSTALL [...]) or by
+        INS (``0xA4``, ``"A4"``), in time order, in one session or all."""
+        return log_queries.find_by_command(self, name_or_ins, session_id, limit, offset)
+
+    def command_stats(
+        self, session_id: Any = None, days: float | None = None
+    ) -> list[CommandStats]:
+        """Per command name, most sent first: count, error and warning responses, mean and
+        p95 latency (ms), computed in SQL; ``days`` keeps commands of the last N days."""
+        return log_queries.command_stats(self, session_id, days)
 
     # -- traces (see log_traces) ----------------------------------------------------
 

@@ -6,8 +6,8 @@ Timestamps: a GSMTAP packet's time is both its command's and its response's. An
 apdu4j dump has no times, so the first command gets the time of the import and
 each response comes ``latency_ms`` after its command (0 when the dump does not
 say), the next command right after it; rows of equal time keep wire order by id.
-``export_trace`` pairs the stored rows with ``pairing.pair_apdus`` and writes one
-GSMTAP SIM packet per complete pair (see ``transfer.traces`` for the T=0 form).
+``export_trace`` reads the stored pairs (``command_id``) and writes one GSMTAP SIM
+packet per complete pair (see ``transfer.traces`` for the T=0 form).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from ..apdu import describe_status_word
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import CommDirection, CommLog, OTASession
-from ..pairing import ApduPairer, WireApdu, pair_apdus
+from ..pairing import ApduPair, WireApdu
 from ..transfer.traces import detect_trace_format, read_apdu4j, read_gsmtap, write_gsmtap_pcap
 from ..types import to_uuid, utcnow
+from . import log_queries
 
 if TYPE_CHECKING:
     from .log import LogRepository
@@ -71,28 +71,49 @@ def import_trace(
     else:
         apdus = read_gsmtap(io.BytesIO(raw))
         clock = None
-    rows, commands, pairs = _rows(key, apdus, clock)
+    rows, commands = _rows(key, apdus, clock)
+    logs.flush_batch()
+    linked_before = _linked_responses(logs, key)
     logs.add_log_batch(rows)
     logs.flush_batch()
+    pairs = _linked_responses(logs, key) - linked_before
     return TraceImport(str(key), kind, commands, len(rows) - commands, pairs)
 
 
-def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int:
-    """Write the session's trace as GSMTAP SIM pcap; returns the number of packets."""
-    key = _existing_session(logs, session_id)
-    logs.flush_batch()
-    columns = (CommLog.direction, CommLog.raw_data, CommLog.timestamp, CommLog.latency_ms)
-    statement = (
-        select(*columns).where(CommLog.session_id == key).order_by(CommLog.timestamp, CommLog.id)
+def _linked_responses(logs: LogRepository, session_id: Any) -> int:
+    """The session's responses that answer a stored command (``command_id`` set)."""
+    statement = select(func.count()).where(
+        CommLog.session_id == session_id,
+        CommLog.direction == _RESPONSE,
+        CommLog.command_id.is_not(None),
     )
     with translated_errors():
-        rows = logs.session.execute(statement).all()
+        return int(logs.session.execute(statement).scalar_one())
+
+
+def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int:
+    """Write the session's trace as GSMTAP SIM pcap; returns the number of packets.
+
+    The pairs are the stored ones (``command_id``), in the commands' wire order.
+    """
+    key = _existing_session(logs, session_id)
     apdus = [
-        WireApdu(direction.value, raw_data, timestamp=timestamp, latency_ms=latency_ms)
-        for direction, raw_data, timestamp, latency_ms in rows
-        if raw_data
+        ApduPair(_wire(command), None if response is None else _wire(response))
+        for command, response in log_queries.pairs(logs, key)
+        if command.raw_data and (response is None or response.raw_data)
     ]
-    return write_gsmtap_pcap(pair_apdus(apdus), stream)
+    return write_gsmtap_pcap(apdus, stream)
+
+
+def _wire(log: CommLog) -> WireApdu:
+    return WireApdu(
+        log.direction.value,
+        log.raw_data or "",
+        log.channel,
+        timestamp=log.timestamp,
+        latency_ms=log.latency_ms,
+        key=log.id,
+    )
 
 
 def _existing_session(logs: LogRepository, session_id: Any) -> Any:
@@ -110,30 +131,25 @@ def _existing_session(logs: LogRepository, session_id: Any) -> Any:
 
 def _rows(
     session_id: Any, apdus: list[WireApdu], clock: datetime | None
-) -> tuple[list[tuple[Any, ...]], int, int]:
-    """``add_log_batch`` tuples in wire order, the command count and the pair count.
+) -> tuple[list[tuple[Any, ...]], int]:
+    """``add_log_batch`` tuples in wire order and the command count.
 
     With a ``clock`` (an apdu4j dump) each APDU is timed from it: a response
-    ``latency_ms`` after its command. A response carries its status word's meaning.
+    ``latency_ms`` after its command. ``add_log_batch`` decodes, links and describes.
     """
-    pairer = ApduPairer()
     rows: list[tuple[Any, ...]] = []
-    commands = pairs = 0
-    for position, apdu in enumerate(apdus):
+    commands = 0
+    for apdu in apdus:
         is_command = apdu.direction == "command"
         if clock is not None and not is_command and apdu.latency_ms:
             clock += timedelta(milliseconds=apdu.latency_ms)
         when = clock if clock is not None else apdu.timestamp
-        keyed = WireApdu(apdu.direction, apdu.hex, apdu.channel, when, apdu.latency_ms, position)
-        link = pairer.add(keyed)
         if is_command:
             commands += 1
             rows.append((session_id, _COMMAND, apdu.hex, None, None, None, None, when))
-            continue
-        pairs += link.command_key is not None
-        status_word = apdu.hex[-4:] if len(apdu.hex) >= 4 else None
-        meaning = describe_status_word(status_word) if status_word else None
-        rows.append(
-            (session_id, _RESPONSE, apdu.hex, None, status_word, meaning, apdu.latency_ms, when)
-        )
-    return rows, commands, pairs
+        else:
+            status_word = apdu.hex[-4:] if len(apdu.hex) >= 4 else None
+            rows.append(
+                (session_id, _RESPONSE, apdu.hex, None, status_word, None, apdu.latency_ms, when)
+            )
+    return rows, commands

@@ -18,8 +18,12 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
+from ..log_backfill import backfill_logs
+from ..models import CommLog
+from ..models.log import DECODED_FIELDS
 from ..safe_yaml import load_yaml
 from ..sqlite_locking import lock_for_writing
+from ..types import to_uuid
 from .formats import (
     FORMAT_NAME,
     PRE_TRAILER_VERSION,
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
 
 COUNT_NAMES = ("created", "updated", "skipped", "errors")
 _MISSING: Any = object()
+#: A logs row without this field comes from before the decoded columns: they are filled.
+_DECODED_MARK = "command_id"
 logger = logging.getLogger(__name__)
 
 
@@ -346,6 +352,7 @@ class DataImporter:
         writer: TableWriter | None = None
         spill: IO[str] | None = None
         index = 0
+        undecoded: set[Any] = set()  # sessions whose logs came without the decoded columns
 
         writers: list[TableWriter] = []
 
@@ -394,6 +401,9 @@ class DataImporter:
                         writer = new_writer(name)
                         written.add(name)
                 elif kind == "row":
+                    undecoded_log = name == "logs" and isinstance(payload, dict)
+                    if undecoded_log and _DECODED_MARK not in payload:
+                        undecoded.add(payload.get("session_id"))
                     if writer is not None:
                         writer.add(index, payload)
                     elif spill is not None:
@@ -415,6 +425,15 @@ class DataImporter:
                     for row_index, line in enumerate(spilled):
                         writer.add(row_index, json.loads(line))
                     writer.finish(dry_run=dry_run)
+            if undecoded:
+                self._fill_decoded(undecoded)
+
+    def _fill_decoded(self, session_ids: set[Any]) -> None:
+        """Decode the commands and link the responses of logs written without those columns."""
+        keys = sorted({to_uuid(key) for key in session_ids if key is not None}, key=str)
+        with translated_errors():
+            connection = self._uow.session.connection()
+            backfill_logs(connection, CommLog.__table__, DECODED_FIELDS, session_ids=keys)  # type: ignore[arg-type]
 
 
 def coming(header: dict[str, Any]) -> set[str]:
@@ -426,8 +445,9 @@ def coming(header: dict[str, Any]) -> set[str]:
 
 
 def parent_tables(name: str) -> set[str]:
-    """The tables whose rows ``name``'s rows point at."""
-    return {key.column.table.name for key in table_for(name).foreign_keys}
+    """The tables whose rows ``name``'s rows point at (itself left out: a response's command
+    comes before it in the same table)."""
+    return {key.column.table.name for key in table_for(name).foreign_keys} - {name}
 
 
 def _spill_value(value: Any) -> Any:

@@ -278,11 +278,14 @@ class TableWriter:
 
     def _check_foreign_keys(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
         for column, parent in self._foreign_keys:
-            wanted = {row.get(column.name) for _, row in rows}
-            wanted.discard(None)
-            if not wanted:
+            wanted = {row[column.name] for _, row in rows if row.get(column.name) is not None}
+            # A row may point at another row of this batch (a response at its command).
+            here = (
+                {row.get(parent.name) for _, row in rows} if parent.table is self.table else set()
+            )
+            if not wanted - here:
                 continue
-            found = self._present(parent, wanted, "checking references")
+            found = here | self._present(parent, wanted - here, "checking references")
             if wanted <= found:
                 continue
             for index, row in rows:  # the first row pointing at a missing one
