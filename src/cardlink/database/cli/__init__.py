@@ -5,7 +5,18 @@ registers it on the ``cli`` group. To add a command, write it with
 ``@cli.command()`` (from ``.app``) and import its module below.
 """
 
-from . import data, keys, maintenance, report, schema, sessions, tests_cmd, timeline, trace
+from . import (
+    data,
+    keys,
+    logs,
+    maintenance,
+    report,
+    schema,
+    sessions,
+    tests_cmd,
+    timeline,
+    trace,
+)
 from .app import CliState, CommandFailed, cli, main
 
 __all__ = [
@@ -14,6 +25,7 @@ __all__ = [
     "cli",
     "data",
     "keys",
+    "logs",
     "main",
     "maintenance",
     "report",

@@ -18,7 +18,7 @@ from ..models import CommDirection, CommLog
 from ..sqlite_locking import lock_for_writing
 from ..status_words import error_condition
 from ..types import json_safe, to_uuid
-from . import log_queries, log_traces
+from . import log_listing, log_queries, log_traces
 from .base import BaseRepository, _slice, check_search_text, cutoff_before
 from .fast_load import EntityLoader, PreparedLoad
 from .log_columns import (
@@ -30,6 +30,7 @@ from .log_columns import (
     unknown_fields,
 )
 from .log_links import CommandLinker
+from .log_listing import TraceLine
 from .log_queries import CommandStats
 from .log_traces import TraceImport
 
@@ -358,6 +359,23 @@ class LogRepository(BaseRepository[CommLog]):
     def export_trace(self, session_id: Any, stream: IO[bytes]) -> int:
         """Write the session as GSMTAP SIM pcap, one packet per pair; returns the count."""
         return log_traces.export_trace(self, session_id, stream)
+
+    def trace_lines(
+        self,
+        session_id: Any,
+        *,
+        errors: bool = False,
+        command: str | int | None = None,
+        limit: int | None = None,
+    ) -> list[TraceLine]:
+        """The session's APDUs in wire order as printable lines (``cardlink-db logs``).
+
+        ``errors`` keeps the exchanges answered with an error; ``command`` those of one
+        command (a name or an INS byte). An unknown session is a NotFoundError.
+        """
+        return log_listing.trace_lines(
+            self, session_id, errors=errors, command=command, limit=limit
+        )
 
     def _in_session(
         self, session_id: Any, condition: Any, limit: int | None, offset: int

@@ -62,14 +62,17 @@ def pairs(logs: LogRepository, session_id: Any) -> list[tuple[CommLog, CommLog |
     return [(log, answers.get(log.id)) for log in session_logs if log.direction is _COMMAND]
 
 
-def command_condition(name_or_ins: Any) -> Any:
-    """The SQL condition for ``find_by_command``: an INS (int, or two hex digits) or a name."""
+def command_condition(name_or_ins: Any, logs: Any = CommLog) -> Any:
+    """The SQL condition for ``find_by_command``: an INS (int, or two hex digits) or a name.
+
+    ``logs`` is the entity it tests: ``CommLog`` or an alias of it.
+    """
     if isinstance(name_or_ins, bool):
         raise ValidationError(f"command must be a name or an INS byte, got {name_or_ins!r}")
     if isinstance(name_or_ins, int):
         if not 0 <= name_or_ins <= 0xFF:
             raise ValidationError(f"INS must be between 0x00 and 0xFF, got {name_or_ins}")
-        return CommLog.ins == name_or_ins
+        return logs.ins == name_or_ins
     if not isinstance(name_or_ins, str) or not name_or_ins.strip():
         shown = repr(name_or_ins)[:32]
         raise ValidationError(
@@ -78,7 +81,7 @@ def command_condition(name_or_ins: Any) -> Any:
     text = name_or_ins.strip()
     matched = _INS_TEXT.match(text)
     if matched:
-        return CommLog.ins == int(matched.group(1), 16)
+        return logs.ins == int(matched.group(1), 16)
     # Stored names are upper case, an INSTALL's purpose lower case: "INSTALL [for load]".
     head, bracket, purpose = " ".join(text.split()).partition(" [")
     name = head.upper() + bracket + purpose.lower()
@@ -86,9 +89,7 @@ def command_condition(name_or_ins: Any) -> Any:
         raise ValidationError(f"command name is longer than 64 characters: {text[:32]!r}...")
     # "INSTALL" also finds "INSTALL [for load]" and the other purposes.
     escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(
-        CommLog.command_name == name, CommLog.command_name.like(f"{escaped} [%", escape="\\")
-    )
+    return or_(logs.command_name == name, logs.command_name.like(f"{escaped} [%", escape="\\"))
 
 
 def find_by_command(
