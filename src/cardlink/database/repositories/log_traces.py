@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from ..exceptions import NotFoundError, ValidationError, translated_errors
 from ..models import CommDirection, CommLog, OTASession
 from ..pairing import ApduPair, WireApdu
-from ..transfer.traces import detect_trace_format, read_apdu4j, read_gsmtap, write_gsmtap_pcap
 from ..types import to_uuid, utcnow
 from . import log_queries
 
@@ -53,10 +52,12 @@ def import_trace(
         raise ValidationError(
             f"trace format must be one of {', '.join(TRACE_FORMATS)}, got {format!r}"
         )
+    from ..transfer import traces  # deferred: dpkt loads only when a trace is read
+
     key = _existing_session(logs, session_id)
     data = stream.read()
     raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    kind = detect_trace_format(raw[:4])
+    kind = traces.detect_trace_format(raw[:4])
     if format == "apdu4j" and kind != "apdu4j":
         raise ValidationError(f"trace is a {kind} capture, not an apdu4j dump (use format='pcap')")
     if format == "pcap" and kind == "apdu4j":
@@ -66,10 +67,10 @@ def import_trace(
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise ValidationError(f"apdu4j dump is not UTF-8 text (byte {error.start})") from None
-        apdus = read_apdu4j(text.splitlines())
+        apdus = traces.read_apdu4j(text.splitlines())
         clock: datetime | None = utcnow()
     else:
-        apdus = read_gsmtap(io.BytesIO(raw))
+        apdus = traces.read_gsmtap(io.BytesIO(raw))
         clock = None
     rows, commands = _rows(key, apdus, clock)
     logs.flush_batch()
@@ -96,13 +97,15 @@ def export_trace(logs: LogRepository, session_id: Any, stream: IO[bytes]) -> int
 
     The pairs are the stored ones (``command_id``), in the commands' wire order.
     """
+    from ..transfer import traces  # deferred: dpkt loads only when a trace is written
+
     key = _existing_session(logs, session_id)
     apdus = [
         ApduPair(_wire(command), None if response is None else _wire(response))
         for command, response in log_queries.pairs(logs, key)
         if command.raw_data and (response is None or response.raw_data)
     ]
-    return write_gsmtap_pcap(apdus, stream)
+    return traces.write_gsmtap_pcap(apdus, stream)
 
 
 def _wire(log: CommLog) -> WireApdu:
