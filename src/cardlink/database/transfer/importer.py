@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from ..events import EventType
 from ..exceptions import EncryptionError, ValidationError, translated_errors
+from ..repositories.test_run import add_missing_runs
 from ..safe_yaml import load_yaml
 from ..sqlite_locking import lock_for_writing
 from .formats import (
@@ -263,6 +264,8 @@ class DataImporter:
                 session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         try:
             self._run(events, mode, result, progress, dry_run=bool(dry_run))
+            if "tests" in result.per_table:
+                add_missing_runs(session)  # results imported without their run get one
         except BaseException:
             with translated_errors():
                 savepoint.rollback()
