@@ -45,7 +45,7 @@ from cardlink.database import (
     TestStatus,
     UnitOfWork,
 )
-from cardlink.database.maintenance import create_database
+from cardlink.database.maintenance import create_database, drop_database
 from cardlink.database.reports import (
     CommandErrors,
     DailyOtaRate,
@@ -364,6 +364,9 @@ def database_urls(args: argparse.Namespace) -> list[URL]:
         urls.append(DatabaseConfig(database_url=f"sqlite:///{workdir / 'reports.db'}").url)
         for server in SERVER_URLS.values():
             url = DatabaseConfig(database_url=server).url
+            # A fresh database: one that held (and deleted) an earlier run's rows is
+            # slower to scan until the server has purged them.
+            drop_database(DatabaseConfig(url))
             create_database(DatabaseConfig(url))
             urls.append(url)
     return urls
