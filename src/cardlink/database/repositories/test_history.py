@@ -5,10 +5,10 @@ once per run, by its last attempt (the greatest attempt; of equal ones, the grea
 id). PASSED is a pass, FAILED and ERROR are fails; SKIPPED takes no part in flips.
 
 Most tests run once per run, so the queries read one grouped pass over the index on
-(run_id, suite_name, test_name, attempt, status, duration_ms) and rank with a window
-function only the rows of tests tried more than once: a window over every result had
-the servers sort the whole history. Window functions need SQLite 3.25+, PostgreSQL,
-MariaDB 10.2+.
+(run_id, suite_name, test_name, attempt, status, duration_ms) and look the last attempt
+up only for tests tried more than once: a window function over every result had the
+servers sort the whole history. The flips are counted with LAG (window functions need
+SQLite 3.25+, PostgreSQL, MariaDB 10.2+).
 """
 
 from __future__ import annotations
@@ -141,6 +141,8 @@ def flaky(session: Session, last_runs: int, until: str | None = None) -> list[Fl
     in one of its runs; most flips first. Each flip is a run: the run it flipped in (a
     run can hold two: a flip from the run before, and a pass on retry)."""
     window = window_runs(session, last_runs, until)
+    if not window:
+        return []
     runs = runs_table(window)
     last = last_attempts(window)
     passed = case((last.c.status == TestStatus.PASSED, 1), else_=0)
