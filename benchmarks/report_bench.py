@@ -2,16 +2,22 @@
 
 Targets (issue 17): under 2 s to build and render, under 2 MB of HTML. The inputs are
 synthetic: 10,000 result rows (5 % failing, with messages and failing exchanges) are
-tallied in Python into the report's records, as the storage layer's queries will; a
-sessions report over 30 days is rendered too.
+tallied in Python into the report's records; a sessions report over 30 days is
+rendered too.
 
-With ``--database-url URL`` (repeatable, one per backend) it also stores that run and
-its 30 runs of history in the database (Core bulk inserts, then ``start_run`` /
-``finish_run``) and times ``reports.build_run_report`` - the SQL history, flaky and
-trend queries - plus the rendering. The database must hold no test runs: the
-benchmark writes its rows there and deletes them afterwards.
+With ``--database-url URL`` (repeatable) or ``--all-backends`` (SQLite, PostgreSQL and
+MariaDB; server database ``cardlink_bench_reports``) it also stores that run and its 30
+runs of history in the database (Core bulk inserts, then ``start_run`` /
+``finish_run``; about 1 % of the tests fail and pass on a retry), updates the
+database's statistics as its autovacuum/analyze would after such a load, and times
+``reports.build_run_report`` - the SQL history, flaky and trend queries - plus the
+rendering. The report's counts, trend and flaky list are checked against the same
+figures counted in Python from the rows stored: a wrong answer exits 1, as a missed
+target does. The database must hold no test runs: the benchmark writes its rows there
+and deletes them afterwards.
 
 python benchmarks/report_bench.py [--results 10000] [--output report.html]
+python benchmarks/report_bench.py --all-backends
 python benchmarks/report_bench.py --database-url sqlite:///bench.db \
     --database-url postgresql://postgres@127.0.0.1/cardlink_bench
 """
@@ -21,12 +27,15 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy.engine import URL
 
 from cardlink.database import (
     DatabaseConfig,
@@ -36,6 +45,7 @@ from cardlink.database import (
     TestStatus,
     UnitOfWork,
 )
+from cardlink.database.maintenance import create_database, drop_database
 from cardlink.database.reports import (
     CommandErrors,
     DailyOtaRate,
@@ -179,45 +189,89 @@ def build_sessions_report() -> SessionsReport:
     )
 
 
-def store_history(manager: DatabaseManager, results: int, runs: int = 30) -> str:
-    """``runs`` nightly runs of ``results`` results each (the synthetic rows, a different
-    seed each night), inserted through Core from the model's table; the newest run's id."""
+#: The server database ``--all-backends`` uses.
+SERVER_URLS = {
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench_reports",
+    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench_reports",
+}
+RUNS = 30
+#: One test in this many fails once and passes on its retry, a different one each night.
+RETRIED_EVERY = 100
+
+#: One stored result: (suite, test, status, attempt, duration_ms, message).
+StoredRow = tuple[str, str, TestStatus, int, int, str | None]
+
+
+def night_rows(results: int, night: int) -> list[StoredRow]:
+    """The rows of night ``night``: the synthetic results, with some tests retried."""
+    rows: list[StoredRow] = []
+    for index, (suite, test, status, duration, message) in enumerate(
+        synthetic_rows(results, night)
+    ):
+        if (index + night) % RETRIED_EVERY == 0:
+            rows.append((suite, test, TestStatus.FAILED, 1, 100, "failed before the retry"))
+            rows.append((suite, test, TestStatus.PASSED, 2, duration, None))
+        else:
+            rows.append((suite, test, status, 1, duration, message))
+    return rows
+
+
+def store_history(manager: DatabaseManager, results: int) -> dict[str, list[StoredRow]]:
+    """``RUNS`` nightly runs, ``bench-01`` (oldest) to ``bench-30``, inserted through Core
+    from the model's table; returns each run's rows."""
     table = TestResult.__table__
     assert isinstance(table, Table)
     start = datetime(2026, 12, 5, 22, tzinfo=timezone.utc)
     now = datetime.now(timezone.utc)
+    stored = {f"bench-{night:02d}": night_rows(results, night) for night in range(1, RUNS + 1)}
     with UnitOfWork(manager) as uow:
         if uow.session.scalar(select(func.count()).select_from(TestRun)):
             raise SystemExit(f"{manager.config.url}: holds test runs already; use an empty one")
-        for night in range(1, runs + 1):
-            uow.tests.start_run(
-                f"bench-{night:02d}", started_at=start - timedelta(days=runs - night)
-            )
+        for night, run_id in enumerate(stored, start=1):
+            uow.tests.start_run(run_id, started_at=start - timedelta(days=RUNS - night))
         uow.commit()
     with manager.engine.begin() as connection:
-        for night in range(1, runs + 1):
+        for run_id, night_results in stored.items():
             rows = [
                 {
                     "id": uuid.uuid4(),
-                    "run_id": f"bench-{night:02d}",
+                    "run_id": run_id,
                     "suite_name": suite,
                     "test_name": test,
                     "status": status,
-                    "attempt": 1,
+                    "attempt": attempt,
                     "duration_ms": duration,
                     "error_message": message,
                     "created_at": now,
                     "updated_at": now,
                 }
-                for suite, test, status, duration, message in synthetic_rows(results, night)
+                for suite, test, status, attempt, duration, message in night_results
             ]
             for offset in range(0, len(rows), 2_000):
                 connection.execute(table.insert(), rows[offset : offset + 2_000])
     with UnitOfWork(manager) as uow:
-        for night in range(1, runs + 1):
-            uow.tests.finish_run(f"bench-{night:02d}")
+        for run_id in stored:
+            uow.tests.finish_run(run_id)
         uow.commit()
-    return f"bench-{runs:02d}"
+    update_statistics(manager)
+    return stored
+
+
+def update_statistics(manager: DatabaseManager) -> None:
+    """What the database's own upkeep does after a bulk load (autovacuum/analyze on
+    PostgreSQL, which also lets it read the index alone; the planner's statistics on
+    MariaDB and SQLite)."""
+    backend = manager.engine.dialect.name
+    statement = {
+        "postgresql": "VACUUM ANALYZE tests",
+        "mysql": "ANALYZE TABLE tests",
+        "sqlite": "ANALYZE",
+    }[backend]
+    with manager.engine.connect() as connection:
+        if backend == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(text(statement))
+        connection.commit()
 
 
 def forget_history(manager: DatabaseManager) -> None:
@@ -227,36 +281,111 @@ def forget_history(manager: DatabaseManager) -> None:
         connection.execute(delete(TestRun).where(TestRun.run_id.like("bench-%")))
 
 
-def time_database_report(url: str, results: int) -> tuple[str, float, int]:
-    """(label, seconds to build from the database and render, bytes of HTML)."""
-    manager = DatabaseManager(DatabaseConfig(database_url=url))
+def expected_figures(stored: dict[str, list[StoredRow]]) -> dict[str, object]:
+    """The counts, trend and flaky list of ``bench-30``, counted in Python from the rows."""
+    finals: dict[str, dict[tuple[str, str], tuple[TestStatus, int, bool]]] = {}
+    for run_id, rows in stored.items():
+        final: dict[tuple[str, str], tuple[TestStatus, int, bool]] = {}
+        for suite, test, status, _attempt, duration, _ in sorted(rows, key=lambda row: row[3]):
+            retried = (suite, test) in final and final[(suite, test)][0] is TestStatus.FAILED
+            final[(suite, test)] = (status, duration, retried)
+        finals[run_id] = final
+
+    def counts(final: dict[tuple[str, str], tuple[TestStatus, int, bool]]) -> StatusCounts:
+        tally = Counter(status for status, _, _ in final.values())
+        return StatusCounts(
+            tally[TestStatus.PASSED],
+            tally[TestStatus.FAILED],
+            tally[TestStatus.SKIPPED],
+            tally[TestStatus.ERROR],
+        )
+
+    trend = [
+        (run_id, counts(final), sum(duration for _, duration, _ in final.values()))
+        for run_id, final in finals.items()
+    ]
+    flips: dict[tuple[str, str], list[str]] = {}
+    before: dict[tuple[str, str], bool] = {}
+    for run_id in list(finals)[-20:]:  # the flaky window, oldest first
+        for key, (status, _, retried) in sorted(finals[run_id].items()):
+            if status is TestStatus.SKIPPED:
+                continue
+            passed = status is TestStatus.PASSED
+            if key in before and before[key] != passed:
+                flips.setdefault(key, []).append(run_id)
+            if passed and retried:
+                flips.setdefault(key, []).append(run_id)
+            before[key] = passed
+    flaky = sorted(
+        ((len(runs), suite, test, runs[-1]) for (suite, test), runs in flips.items()),
+        key=lambda item: (-item[0], item[1], item[2]),
+    )
+    return {"counts": counts(finals["bench-30"]), "trend": trend, "flaky": flaky}
+
+
+def wrong_answers(report: RunReport, expected: dict[str, object]) -> list[str]:
+    """What the report built from the database gets wrong, if anything."""
+    found = {
+        "counts": report.summary.counts,
+        "trend": [(point.run_id, point.counts, point.duration_ms) for point in report.trend],
+        "flaky": [
+            (test.flips, test.suite, test.test_name, test.last_flip_run) for test in report.flaky
+        ],
+    }
+    return [name for name, value in found.items() if value != expected[name]]
+
+
+def time_database_report(url: URL, results: int) -> tuple[str, float, int, list[str]]:
+    """(label, seconds to build from the database and render, bytes of HTML, what is wrong)."""
+    manager = DatabaseManager(DatabaseConfig(url))
     manager.initialize()
     manager.create_tables()
     try:
-        run_id = store_history(manager, results)
+        stored = store_history(manager, results)
         try:
             started = time.perf_counter()
             with UnitOfWork(manager) as uow:
-                html = render_run_report(build_run_report_from_database(uow, run_id))
+                report = build_run_report_from_database(uow, "bench-30")
+                html = render_run_report(report)
             seconds = time.perf_counter() - started
         finally:
             forget_history(manager)
     finally:
         manager.close()
-    label = f"run report from {manager.config.url.get_backend_name()}, {results:,} results, 30 runs"
-    return label, seconds, len(html.encode())
+    label = f"run report from {url.get_backend_name()}, {results:,} results, {RUNS} runs"
+    return label, seconds, len(html.encode()), wrong_answers(report, expected_figures(stored))
+
+
+def database_urls(args: argparse.Namespace) -> list[URL]:
+    """The databases to time: those named, or a new SQLite file and the two servers."""
+    urls = [DatabaseConfig(database_url=url).url for url in args.database_url]
+    if args.all_backends:
+        workdir = Path(tempfile.mkdtemp(prefix="cardlink-report-bench-"))
+        urls.append(DatabaseConfig(database_url=f"sqlite:///{workdir / 'reports.db'}").url)
+        for server in SERVER_URLS.values():
+            url = DatabaseConfig(database_url=server).url
+            # A fresh database: one that held (and deleted) an earlier run's rows is
+            # slower to scan until the server has purged them.
+            drop_database(DatabaseConfig(url))
+            create_database(DatabaseConfig(url))
+            urls.append(url)
+    return urls
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=10_000)
     parser.add_argument("--output", help="also write the run report here")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--database-url",
         action="append",
         default=[],
         metavar="URL",
         help="also time the report built from this database (repeatable)",
+    )
+    where.add_argument(
+        "--all-backends", action="store_true", help="also time it on SQLite, PostgreSQL, MariaDB"
     )
     args = parser.parse_args(argv)
     render_run_report(RunReport(RunSummary("warm-up", StatusCounts(passed=1))))  # templates
@@ -272,17 +401,27 @@ def main(argv: list[str] | None = None) -> int:
             file.write(html)
 
     figures = [
-        (f"run report, {args.results:,} results, 30 runs", run_seconds, len(html.encode())),
-        ("sessions report, 30 days", sessions_seconds, len(sessions_html.encode())),
+        (f"run report, {args.results:,} results, 30 runs", run_seconds, len(html.encode()), []),
+        ("sessions report, 30 days", sessions_seconds, len(sessions_html.encode()), []),
     ]
-    figures += [time_database_report(url, args.results) for url in args.database_url]
     ok = True
-    for label, seconds, size in figures:
+    for url in database_urls(args):
+        try:
+            figures.append(time_database_report(url, args.results))
+        except Exception as error:  # go on: every backend's figures, then fail
+            ok = False
+            message = (str(error).strip().splitlines() or [""])[0]
+            print(f"{url.get_backend_name()}: FAILED: {type(error).__name__}: {message}")
+    for label, seconds, size, wrong in figures:
         fits = seconds < TIME_TARGET_S and size < SIZE_TARGET_BYTES
-        ok = ok and fits
+        ok = ok and fits and not wrong
+        verdict = "ok" if fits else "MISSED"
+        if wrong:
+            verdict += f", WRONG {', '.join(wrong)}"
         print(
             f"{label}: {seconds:.3f} s (target < {TIME_TARGET_S:.0f} s), "
-            f"{size / 1024 / 1024:.2f} MB (target < 2 MB): {'ok' if fits else 'MISSED'}"
+            f"{size / 1024 / 1024:.2f} MB (target < 2 MB): {verdict}",
+            flush=True,
         )
     return 0 if ok else 1
 

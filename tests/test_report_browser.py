@@ -2,9 +2,10 @@
 
 Checks from the DOM: the counts, that each chart has its bars or points, that a test named
 ``<script>alert(1)`` is text, that the page made no request but its own file and logged no
-console error. Screenshots go to the test's tmp dir, or to ``CARDLINK_REPORT_SCREENSHOTS``
-(``CARDLINK_REPORT_SCREENSHOTS=docs pytest tests/test_report_browser.py`` regenerates the
-README's ``docs/report-run.png`` and ``docs/report-sessions.png``).
+console error. Screenshots go to the test's tmp dir, or to ``CARDLINK_REPORT_SCREENSHOTS``.
+The README's ``docs/report-run.png`` and ``docs/report-sessions.png`` show the pages built
+from a database: ``CARDLINK_REPORT_SCREENSHOTS=docs pytest tests/test_report_commands.py
+-k browser`` regenerates them.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_run_report_shows_its_counts_charts_and_escaped_names_offline(
         browser,
         render_run_report(report),
         tmp_path / "report.html",
-        _screenshot_path(tmp_path, "report-run.png"),
+        _screenshot_path(tmp_path, "report-run-sample.png"),
     )
     counts = report.summary.counts
     assert facts["counts"] == {
@@ -119,7 +120,7 @@ def test_sessions_report_shows_its_counts_and_charts_offline(
         browser,
         render_sessions_report(report),
         tmp_path / "sessions.html",
-        _screenshot_path(tmp_path, "report-sessions.png"),
+        _screenshot_path(tmp_path, "report-sessions-sample.png"),
     )
     assert facts["counts"] == {
         "sessions": str(report.sessions),

@@ -1,7 +1,9 @@
 """The reports built from the database, and the commands that write them and load JUnit.
 
 A month of nightly runs and a week of OTA sessions are stored through the repositories;
-``cardlink-db report`` writes both pages, and headless Chromium opens them.
+``cardlink-db report`` writes both pages, and headless Chromium opens them. Its screenshots
+are the README's: ``CARDLINK_REPORT_SCREENSHOTS=docs pytest tests/test_report_commands.py
+-k browser`` writes ``docs/report-run.png`` and ``docs/report-sessions.png``.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ def test_the_report_commands_write_pages_a_browser_shows_from_the_database(
         browser,
         run_page.read_text(encoding="utf-8"),
         run_page,
-        _screenshot_path(tmp_path, "report-run-db.png"),
+        _screenshot_path(tmp_path, "report-run.png"),
     )
     counts = run.summary.counts
     assert {key: facts["counts"][key] for key in ("total", "passed", "failed", "skipped")} == {
@@ -191,7 +193,7 @@ def test_the_report_commands_write_pages_a_browser_shows_from_the_database(
         browser,
         sessions_page.read_text(encoding="utf-8"),
         sessions_page,
-        _screenshot_path(tmp_path, "report-sessions-db.png"),
+        _screenshot_path(tmp_path, "report-sessions.png"),
     )
     # 9 sessions of seed_sessions, and the one the run's failure drove (still pending).
     assert facts["counts"]["sessions"] == str(sessions.sessions) == "10"

@@ -293,3 +293,13 @@ def test_a_malformed_file_is_one_line_and_nothing_is_written(manager: DatabaseMa
         pytest.raises(ValidationError, match="already has 7 results"),
     ):
         uow.tests.import_junit(SUREFIRE, run_id="ci-44")
+
+
+def test_history_flaky_and_trend_of_a_database_without_runs_are_empty(
+    manager: DatabaseManager,
+) -> None:
+    with UnitOfWork(manager) as uow:
+        assert uow.tests.flaky() == [] and uow.tests.trend() == []
+        assert uow.tests.history("ota", "none") == []
+        uow.tests.start_run("empty")  # a run without results yet
+        assert uow.tests.flaky() == [] and uow.tests.trend() == []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, create_engine, delete, func, inspect, or_, select, text
+from sqlalchemy import Connection, and_, create_engine, delete, func, inspect, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .config import DatabaseConfig
@@ -32,7 +32,7 @@ from .exceptions import (
     ValidationError,
     translated_errors,
 )
-from .models import Base, CommLog, OTASession, TestResult
+from .models import Base, CommLog, OTASession, TestResult, TestRun
 from .transfer.formats import TABLE_NAMES
 from .types import utcnow
 
@@ -274,7 +274,7 @@ def _log_condition(tables: set[str], cutoff: datetime) -> Any:
 
 
 def _plan(connection: Connection, tables: set[str], cutoff: datetime) -> dict[str, int]:
-    """How many rows a purge would delete, per table (sessions, logs, tests order)."""
+    """How many rows a purge would delete, per table (sessions, logs, tests, test_runs)."""
     plan: dict[str, int] = {}
     if "sessions" in tables:
         query = select(func.count()).where(_age(OTASession) < cutoff)
@@ -285,7 +285,18 @@ def _plan(connection: Connection, tables: set[str], cutoff: datetime) -> dict[st
     if "tests" in tables:
         query = select(func.count()).where(_age(TestResult) < cutoff)
         plan["tests"] = connection.execute(query).scalar_one()
+        query = select(func.count()).select_from(TestRun).where(_emptied_run(cutoff))
+        plan["test_runs"] = connection.execute(query).scalar_one()
     return plan
+
+
+def _emptied_run(cutoff: datetime) -> Any:
+    """Runs started before ``cutoff`` that keep no result from it on: a purge of tests
+    leaves them empty (or found them so), and takes them too."""
+    kept = select(TestResult.id).where(
+        TestResult.run_id == TestRun.run_id, _age(TestResult) >= cutoff
+    )
+    return and_(_age(TestRun) < cutoff, ~kept.exists())
 
 
 def _delete(connection: Connection, tables: set[str], cutoff: datetime) -> dict[str, int]:
@@ -299,7 +310,11 @@ def _delete(connection: Connection, tables: set[str], cutoff: datetime) -> dict[
         if name in tables:
             statement = delete(model).where(_age(model) < cutoff)
             deleted[name] = connection.execute(statement).rowcount
-    return {name: deleted[name] for name in ("sessions", "logs", "tests") if name in deleted}
+    if "tests" in tables:
+        statement = delete(TestRun).where(_emptied_run(cutoff))
+        deleted["test_runs"] = connection.execute(statement).rowcount
+    order = ("sessions", "logs", "tests", "test_runs")
+    return {name: deleted[name] for name in order if name in deleted}
 
 
 # -- the database itself ---------------------------------------------------------------

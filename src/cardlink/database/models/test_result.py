@@ -20,7 +20,17 @@ class TestResult(TimestampMixin, Base):
     __test__ = False  # not a pytest test class
     __tablename__ = "tests"
     __table_args__ = (
-        Index(None, "run_id"),
+        # A run's results by test and attempt, with what the history queries read: they
+        # group a window of runs from this index alone.
+        Index(
+            "ix_tests_run_id_outcomes",
+            "run_id",
+            "suite_name",
+            "test_name",
+            "attempt",
+            "status",
+            "duration_ms",
+        ),
         Index(None, "suite_name", "test_name"),
         Index(None, "session_id"),
         Index(None, "suite_name", "started_at"),

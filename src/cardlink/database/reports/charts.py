@@ -7,6 +7,7 @@ so a chart is plain SVG, with its CSS inside, that needs no network and runs no 
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
@@ -60,6 +61,17 @@ def _options(**extra: object) -> dict[str, object]:
     return options
 
 
+def _count_ticks(largest: int) -> list[int]:
+    """Whole-number ticks from 0 past ``largest``, at most seven: counts have no 0.2."""
+    step = max(1, math.ceil(largest / 6))
+    return list(range(0, max(largest, 1) + step, step))
+
+
+def _short(label: str, length: int = 24) -> str:
+    """A bar's label cut to ``length`` characters (the table beside it has it whole)."""
+    return label if len(label) <= length else label[: length - 1].rstrip() + "…"
+
+
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
     """The chart's SVG without pygal's inline script, ready to inline in the page."""
     root = chart.render_tree()
@@ -78,6 +90,7 @@ def suites_chart(suites: Sequence[SuiteCounts]) -> Markup:
             style=_style(PASSED_COLOUR, FAILED_COLOUR, SKIPPED_COLOUR, ERROR_COLOUR),
             height=max(220, 90 + 32 * len(suites)),
             width=900,
+            y_labels=_count_ticks(max((suite.counts.total for suite in suites), default=0)),
         )
     )
     suites = list(reversed(suites))  # pygal draws the first label at the bottom
@@ -134,10 +147,11 @@ def causes_chart(causes: Sequence[FailureCause]) -> Markup:
             height=max(200, 80 + 32 * len(causes)),
             width=460,  # half the page wide: drawn at its size, the labels stay legible
             show_legend=False,
+            y_labels=_count_ticks(max((cause.count for cause in causes), default=0)),
         )
     )
     causes = list(reversed(causes))
-    chart.x_labels = [cause.cause for cause in causes]
+    chart.x_labels = [_short(cause.cause) for cause in causes]
     chart.add("failed sessions", [cause.count for cause in causes])
     return _svg(chart)
 
@@ -150,9 +164,10 @@ def commands_chart(commands: Sequence[CommandErrors]) -> Markup:
             height=max(200, 80 + 32 * len(commands)),
             width=460,
             show_legend=False,
+            y_labels=_count_ticks(max((command.errors for command in commands), default=0)),
         )
     )
     commands = list(reversed(commands))
-    chart.x_labels = [command.command for command in commands]
+    chart.x_labels = [_short(command.command) for command in commands]
     chart.add("errors", [command.errors for command in commands])
     return _svg(chart)

@@ -1,16 +1,23 @@
 """A test's history across runs, flaky tests and the pass-rate trend, computed in SQL.
 
-Runs are ordered by their start (then their id); a test counts once per run, by its
-last attempt. PASSED is a pass, FAILED and ERROR are fails; SKIPPED takes no part in
-flips. The queries use window functions (SQLite 3.25+, PostgreSQL, MariaDB 10.2+).
+Runs are ordered by their start (then their creation, then their id); a test counts
+once per run, by its last attempt (the greatest attempt; of equal ones, the greatest
+id). PASSED is a pass, FAILED and ERROR are fails; SKIPPED takes no part in flips.
+
+Most tests run once per run, so the queries read one grouped pass over the index on
+(run_id, suite_name, test_name, attempt, status, duration_ms) and look the last attempt
+up only for tests tried more than once: a window function over every result had the
+servers sort the whole history. The flips are counted with LAG (window functions need
+SQLite 3.25+, PostgreSQL, MariaDB 10.2+).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Subquery, and_, case, func, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Subquery, and_, case, exists, func, or_, select, text, union_all
+from sqlalchemy.orm import Session, aliased
 
 from ..models import TestResult, TestRun, TestStatus
 from ..reports.inputs import FlakyTest, StatusCounts, TrendPoint
@@ -18,91 +25,112 @@ from ..types import to_utc
 
 FAILING = (TestStatus.FAILED, TestStatus.ERROR)
 P, F, S, E = TestStatus.PASSED, TestStatus.FAILED, TestStatus.SKIPPED, TestStatus.ERROR
+RUN_ORDER = (TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+KEY = (TestResult.run_id, TestResult.suite_name, TestResult.test_name)
 
 
 def _tally(status: TestStatus, column: Any = TestResult.status) -> Any:
     return func.coalesce(func.sum(case((column == status, 1), else_=0)), 0)
 
 
-def recent_runs(session: Session, last: int, until: str | None = None) -> Subquery:
-    """The newest ``last`` runs (those up to run ``until``, if given), ``recency`` 1 the newest.
+def _failing(column: Any = TestResult.status) -> Any:
+    return case((column.in_(FAILING), 1), else_=0)
 
-    The window (at most ``last`` run ids) is read first and named in the query: joined
-    as a window-function subquery, SQLite re-ran it for every result row.
-    """
-    order = (TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+
+def window_runs(session: Session, last: int, until: str | None = None) -> list[str]:
+    """The ids of the newest ``last`` runs (those up to run ``until``, if given), newest first."""
     ranked = select(
-        TestRun.run_id, TestRun.started_at, func.row_number().over(order_by=order).label("n")
+        TestRun.run_id, func.row_number().over(order_by=RUN_ORDER).label("n")
     ).subquery()
-    statement = select(ranked.c.run_id, ranked.c.started_at).order_by(ranked.c.n)
+    statement = select(ranked.c.run_id).order_by(ranked.c.n)
     if until is not None:
         newest = select(ranked.c.n).where(ranked.c.run_id == until).scalar_subquery()
         statement = statement.where(ranked.c.n >= newest)
-    window = list(session.scalars(statement.limit(last)).all())
-    recency = case(
-        {run_id: number for number, run_id in enumerate(window, start=1)},
-        value=TestRun.run_id,
-        else_=0,
+    return list(session.scalars(statement.limit(last)).all())
+
+
+def recency(window: Sequence[str], run_id: Any) -> Any:
+    """The place of ``run_id`` in ``window``: 1 for the first (the newest)."""
+    return case(
+        {run_id: number for number, run_id in enumerate(window, start=1)}, value=run_id, else_=0
     )
+
+
+def runs_table(window: Sequence[str]) -> Subquery:
+    """The runs ``window`` names with their ``recency``."""
     return (
-        select(TestRun.run_id, TestRun.started_at, recency.label("recency"))
+        select(TestRun.run_id, TestRun.started_at, recency(window, TestRun.run_id).label("recency"))
         .where(TestRun.run_id.in_(window))
         .subquery("recent_runs")
     )
 
 
-def last_attempts(runs: Any) -> Subquery:
-    """Each result of the runs ``runs`` names (one run id, or a subquery with a ``run_id``
-    column) with ``nth`` 1 on a test's last attempt in its run: the outcome the run keeps.
+def last_attempts(run_ids: Sequence[str]) -> Subquery:
+    """Each test's last attempt in the runs ``run_ids``: its key, status and duration, and
+    ``failed_tries``, how many of its attempts in that run failed.
 
-    A window function, one pass: joined as a grouped subquery instead, SQLite matched
-    every result against every group.
+    One grouped pass in the order of the run/test index: a test with one row in a run,
+    as most are, has that row's values as its min(); only for a test with several rows
+    is its last attempt looked up. (A window function over every result had the servers
+    sort the whole history; a second grouped pass to find the retried tests was planned
+    as a full sort on MariaDB.)
     """
-    nth = func.row_number().over(
-        partition_by=(TestResult.run_id, TestResult.suite_name, TestResult.test_name),
-        order_by=TestResult.attempt.desc(),
-    )
-    if isinstance(runs, str):
-        condition = TestResult.run_id == runs
-    else:
-        condition = TestResult.run_id.in_(select(runs.c.run_id))
-    return (
+    per_test = (
         select(
-            TestResult.id,
-            TestResult.run_id,
-            TestResult.suite_name,
-            TestResult.test_name,
-            TestResult.status,
-            TestResult.duration_ms,
-            nth.label("nth"),
-            func.sum(case((TestResult.status.in_(FAILING), 1), else_=0))
-            .over(partition_by=(TestResult.run_id, TestResult.suite_name, TestResult.test_name))
-            .label("failed_tries"),
+            *KEY,
+            func.count().label("tries"),
+            func.min(TestResult.status).label("status"),
+            func.min(TestResult.duration_ms).label("duration_ms"),
+            func.sum(_failing()).label("failed_tries"),
         )
-        .where(condition)
-        .subquery("last_attempts")
+        .where(TestResult.run_id.in_(run_ids))
+        .group_by(*KEY)
+        .subquery("per_test")
     )
+    latest = aliased(TestResult)
+
+    def of_last_attempt(column: Any) -> Any:
+        looked_up = (
+            select(column)
+            .where(*(getattr(latest, key.key) == per_test.c[key.key] for key in KEY))
+            .order_by(latest.attempt.desc(), latest.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        return case((per_test.c.tries == 1, per_test.c[column.key]), else_=looked_up)
+
+    return select(
+        per_test.c.run_id,
+        per_test.c.suite_name,
+        per_test.c.test_name,
+        of_last_attempt(latest.status).label("status"),
+        of_last_attempt(latest.duration_ms).label("duration_ms"),
+        per_test.c.failed_tries,
+    ).subquery("last_attempts")
 
 
-def _join_final(statement: Any, runs: Any) -> Any:
-    """``statement`` (a select over TestResult) kept to each test's last attempt."""
-    last = last_attempts(runs)
-    return statement.join(last, and_(last.c.id == TestResult.id, last.c.nth == 1))
+def is_last_attempt() -> Any:
+    """True for a ``TestResult`` row no later attempt of its test in its run supersedes."""
+    later = aliased(TestResult)
+    return ~exists().where(
+        later.run_id == TestResult.run_id,
+        later.suite_name == TestResult.suite_name,
+        later.test_name == TestResult.test_name,
+        or_(
+            later.attempt > TestResult.attempt,
+            and_(later.attempt == TestResult.attempt, later.id > TestResult.id),
+        ),
+    )
 
 
 def history(session: Session, suite: str, test_name: str, last: int) -> list[TestResult]:
     """One test's last-attempt result in each of its ``last`` newest runs, newest first."""
-    nth = func.row_number().over(partition_by=TestResult.run_id, order_by=TestResult.attempt.desc())
-    mine = (
-        select(TestResult.id, nth.label("nth"))
-        .where(TestResult.suite_name == suite, TestResult.test_name == test_name)
-        .subquery("attempts")
-    )
     statement = (
         select(TestResult)
-        .join(mine, and_(mine.c.id == TestResult.id, mine.c.nth == 1))
         .join(TestRun, TestRun.run_id == TestResult.run_id)
-        .order_by(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
+        .where(TestResult.suite_name == suite, TestResult.test_name == test_name)
+        .where(is_last_attempt())
+        .order_by(*RUN_ORDER)
         .limit(last)
     )
     return list(session.scalars(statement).all())
@@ -110,102 +138,95 @@ def history(session: Session, suite: str, test_name: str, last: int) -> list[Tes
 
 def flaky(session: Session, last_runs: int, until: str | None = None) -> list[FlakyTest]:
     """Tests that flipped between pass and fail across the window, or passed on a retry
-    in one of its runs; most flips first. Each flip is a run: the run it flipped in."""
-    runs = recent_runs(session, last_runs, until)
-    last = last_attempts(runs)
+    in one of its runs; most flips first. Each flip is a run: the run it flipped in (a
+    run can hold two: a flip from the run before, and a pass on retry)."""
+    window = window_runs(session, last_runs, until)
+    if not window:
+        return []
+    runs = runs_table(window)
+    last = last_attempts(window)
     passed = case((last.c.status == TestStatus.PASSED, 1), else_=0)
+    place = recency(window, last.c.run_id)
     outcomes = (
         select(
             last.c.suite_name,
             last.c.test_name,
-            runs.c.run_id,
-            runs.c.started_at,
-            runs.c.recency,
+            place.label("recency"),
             passed.label("passed"),
             func.lag(passed)
-            .over(
-                partition_by=(last.c.suite_name, last.c.test_name),
-                order_by=runs.c.recency.desc(),
-            )
+            .over(partition_by=(last.c.suite_name, last.c.test_name), order_by=place.desc())
             .label("before"),
+            # A pass on retry: the last attempt passed after a failed one (retries stop
+            # at the first pass).
+            case(
+                (and_(last.c.status == TestStatus.PASSED, last.c.failed_tries > 0), 1), else_=0
+            ).label("retried"),
         )
-        .join(runs, runs.c.run_id == last.c.run_id)
-        .where(last.c.nth == 1, last.c.status != TestStatus.SKIPPED)
+        .where(last.c.status != TestStatus.SKIPPED)
+        .subquery("outcomes")
     )
-    outcomes_q = outcomes.subquery("outcomes")
-    across_runs = select(
-        outcomes_q.c.suite_name,
-        outcomes_q.c.test_name,
-        outcomes_q.c.run_id,
-        outcomes_q.c.started_at,
-        outcomes_q.c.recency,
-    ).where(outcomes_q.c.before.is_not(None), outcomes_q.c.before != outcomes_q.c.passed)
-    # A pass on retry: the last attempt passed and an earlier one failed (retries stop
-    # at the first pass).
-    within_run = (
+    flipped = case(
+        (and_(outcomes.c.before.is_not(None), outcomes.c.before != outcomes.c.passed), 1),
+        else_=0,
+    )
+    flips = select(
+        outcomes.c.suite_name,
+        outcomes.c.test_name,
+        outcomes.c.recency,
+        (flipped + outcomes.c.retried).label("flips"),
+    ).subquery("flips")
+    per_test = (
         select(
-            last.c.suite_name, last.c.test_name, runs.c.run_id, runs.c.started_at, runs.c.recency
+            flips.c.suite_name,
+            flips.c.test_name,
+            func.sum(flips.c.flips).label("flips"),
+            func.min(flips.c.recency).label("newest"),
         )
-        .join(runs, runs.c.run_id == last.c.run_id)
-        .where(last.c.nth == 1, last.c.status == TestStatus.PASSED, last.c.failed_tries > 0)
+        .where(flips.c.flips > 0)
+        .group_by(flips.c.suite_name, flips.c.test_name)
+        .subquery("per_test")
     )
-    flips = union_all(across_runs, within_run).subquery("flips")
-    key = (flips.c.suite_name, flips.c.test_name)
-    numbered = select(
-        *key,
-        flips.c.run_id,
-        flips.c.started_at,
-        func.count(literal(1)).over(partition_by=key).label("flips"),
-        func.row_number().over(partition_by=key, order_by=flips.c.recency).label("newest"),
-    ).subquery("numbered")
     statement = (
         select(
-            numbered.c.suite_name,
-            numbered.c.test_name,
-            numbered.c.flips,
-            numbered.c.run_id,
-            numbered.c.started_at,
+            per_test.c.suite_name,
+            per_test.c.test_name,
+            per_test.c.flips,
+            runs.c.run_id,
+            runs.c.started_at,
         )
-        .where(numbered.c.newest == 1)
-        .order_by(numbered.c.flips.desc(), numbered.c.suite_name, numbered.c.test_name)
+        .join(runs, runs.c.recency == per_test.c.newest)
+        .order_by(per_test.c.flips.desc(), per_test.c.suite_name, per_test.c.test_name)
     )
     return [
         FlakyTest(suite, test, int(count), run_id, _aware(started))
-        for suite, test, count, run_id, started in session.execute(statement)
+        for suite, test, count, run_id, started in _rows(session, statement)
     ]
 
 
 def trend(session: Session, last_runs: int, until: str | None = None) -> list[TrendPoint]:
     """Counts, pass rate and summed test time of the newest ``last_runs`` runs, oldest first."""
-    return _points(session, recent_runs(session, last_runs, until))
+    window = window_runs(session, last_runs, until)
+    return _points(session, window)
 
 
 def final_statuses(session: Session, run_id: str) -> dict[tuple[str, str], TestStatus]:
     """Each test's outcome in the run (its last attempt), keyed by ``(suite, test)``."""
-    statement = _join_final(
-        select(TestResult.suite_name, TestResult.test_name, TestResult.status),
-        run_id,
-    ).where(TestResult.run_id == run_id)
-    return {(suite, test): status for suite, test, status in session.execute(statement)}
+    last = last_attempts([run_id])
+    statement = select(last.c.suite_name, last.c.test_name, last.c.status)
+    return {(suite, test): status for suite, test, status in _rows(session, statement)}
 
 
 def suite_counts(session: Session, run_id: str) -> list[tuple[str, StatusCounts]]:
     """Pass/fail/skip/error counts per suite of the run, by suite name."""
+    last = last_attempts([run_id])
     statement = (
-        _join_final(
-            select(
-                TestResult.suite_name,
-                *(_tally(status) for status in (P, F, S, E)),
-            ),
-            run_id,
-        )
-        .where(TestResult.run_id == run_id)
-        .group_by(TestResult.suite_name)
-        .order_by(TestResult.suite_name)
+        select(last.c.suite_name, *(_tally(status, last.c.status) for status in (P, F, S, E)))
+        .group_by(last.c.suite_name)
+        .order_by(last.c.suite_name)
     )
     return [
         (suite, StatusCounts(int(p), int(f), int(s), int(e)))
-        for suite, p, f, s, e in session.execute(statement)
+        for suite, p, f, s, e in _rows(session, statement)
     ]
 
 
@@ -213,9 +234,10 @@ def final_results(
     session: Session, run_id: str, *, failing: bool = False, slowest: int | None = None
 ) -> list[TestResult]:
     """The run's results by last attempt: all, only the failing ones, or the slowest few."""
-    statement = _join_final(select(TestResult), run_id).where(TestResult.run_id == run_id)
+    statement = select(TestResult).where(TestResult.run_id == run_id)
     if failing:
         statement = statement.where(TestResult.status.in_(FAILING))
+    statement = statement.where(is_last_attempt())
     if slowest is not None:
         statement = (
             statement.where(TestResult.duration_ms.is_not(None))
@@ -229,12 +251,7 @@ def final_results(
 
 def run_totals(session: Session, run_id: str) -> TrendPoint | None:
     """One run's counts and test time; ``None`` if it has no results."""
-    run = (
-        select(TestRun.run_id, TestRun.started_at, literal(1).label("recency"))
-        .where(TestRun.run_id == run_id)
-        .subquery("one_run")
-    )
-    points = _points(session, run)
+    points = _points(session, [run_id])
     return points[0] if points else None
 
 
@@ -242,31 +259,35 @@ def previous_run(session: Session, run_id: str) -> str | None:
     """The run ordered just before ``run_id`` (by start, then creation, then id)."""
     ranked = select(
         TestRun.run_id,
-        func.lead(TestRun.run_id)
-        .over(
-            order_by=(TestRun.started_at.desc(), TestRun.created_at.desc(), TestRun.run_id.desc())
-        )
-        .label("before"),
+        func.lead(TestRun.run_id).over(order_by=RUN_ORDER).label("before"),
     ).subquery("ranked")
     return session.scalar(select(ranked.c.before).where(ranked.c.run_id == run_id))
 
 
-def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
-    last = last_attempts(runs)
+def _points(session: Session, window: Sequence[str]) -> list[TrendPoint]:
+    """The runs of ``window`` (newest first) that have results, oldest first."""
+    if not window:
+        return []
+    runs = runs_table(window)
+    if session.get_bind().dialect.name == "sqlite":
+        per_run = _run_tallies(window)
+    else:
+        per_run = _run_tallies_by_test(window)
     statement = (
         select(
             runs.c.run_id,
             runs.c.started_at,
-            *(_tally(status, last.c.status) for status in (P, F, S, E)),
-            func.coalesce(func.sum(last.c.duration_ms), 0),
+            per_run.c.passed,
+            per_run.c.failed,
+            per_run.c.skipped,
+            per_run.c.error,
+            per_run.c.duration_ms,
         )
-        .join(runs, runs.c.run_id == last.c.run_id)
-        .where(last.c.nth == 1)
-        .group_by(runs.c.run_id, runs.c.started_at, runs.c.recency)
+        .join(per_run, per_run.c.run_id == runs.c.run_id)
         .order_by(runs.c.recency.desc())
     )
     points = []
-    for row in session.execute(statement):
+    for row in _rows(session, statement):
         run_id, started, passed, failed, skipped, error, duration = tuple(row)
         points.append(
             TrendPoint(
@@ -277,6 +298,83 @@ def _points(session: Session, runs: Subquery) -> list[TrendPoint]:
             )
         )
     return points
+
+
+def _run_tallies_by_test(window: Sequence[str]) -> Subquery:
+    """Per run of ``window`` with results: its counts and summed test time, each test
+    by its last attempt, grouped from :func:`last_attempts`."""
+    last = last_attempts(window)
+    return (
+        select(
+            last.c.run_id,
+            *(_tally(status, last.c.status).label(status.name.lower()) for status in (P, F, S, E)),
+            func.coalesce(func.sum(last.c.duration_ms), 0).label("duration_ms"),
+        )
+        .group_by(last.c.run_id)
+        .subquery("per_run")
+    )
+
+
+def _run_tallies(window: Sequence[str]) -> Subquery:
+    """What :func:`_run_tallies_by_test` gives, for SQLite: every row is tallied per run
+    in one pass in the order of the run/test index, then the rows a later attempt
+    supersedes are taken away; they belong to the tests with several rows in a run,
+    which are few. (SQLite sorted the row per test and run of the other form in a
+    temporary b-tree to group it by run; MariaDB plans this form's search for the
+    tests with several rows as a sort of the whole index.)
+    """
+
+    def tallies(sign: int) -> list[Any]:
+        return [
+            *((sign * _tally(status)).label(status.name.lower()) for status in (P, F, S, E)),
+            (sign * func.coalesce(func.sum(TestResult.duration_ms), 0)).label("duration_ms"),
+        ]
+
+    every_row = (
+        select(TestResult.run_id, *tallies(1))
+        .where(TestResult.run_id.in_(window))
+        .group_by(TestResult.run_id)
+    )
+    retried = (
+        select(*KEY)
+        .where(TestResult.run_id.in_(window))
+        .group_by(*KEY)
+        .having(func.count() > 1)
+        .subquery("retried")
+    )
+    superseded = (
+        select(TestResult.run_id, *tallies(-1))
+        .select_from(retried)
+        .join(TestResult, and_(*(key == retried.c[key.key] for key in KEY)))
+        .where(~is_last_attempt())
+        .group_by(TestResult.run_id)
+    )
+    # Added up rather than joined: MariaDB ran a join on the run id as a lateral
+    # derived table per run, scanning the retried tests for every row.
+    both = union_all(every_row, superseded).subquery("both_tallies")
+    names = ("passed", "failed", "skipped", "error", "duration_ms")
+    return (
+        select(both.c.run_id, *(func.sum(both.c[name]).label(name) for name in names))
+        .group_by(both.c.run_id)
+        .subquery("per_run")
+    )
+
+
+def _rows(session: Session, statement: Any) -> list[Any]:
+    """The rows of a query over :func:`last_attempts`, with PostgreSQL's JIT off.
+
+    PostgreSQL costs the last-attempt look-up as if it ran for every test, which puts
+    the query over ``jit_above_cost``: compiling it then took longer than running it.
+    The setting is put back as it was, for the rest of the transaction.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.execute(statement))
+    jit = session.scalar(text("SELECT current_setting('jit')"))
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    try:
+        return list(session.execute(statement))
+    finally:
+        session.execute(text("SELECT set_config('jit', :jit, true)"), {"jit": jit})
 
 
 def _aware(value: Any) -> Any:

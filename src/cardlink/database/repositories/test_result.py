@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from ..types import to_utc, utcnow
 from . import test_history
 from .base import BaseRepository, _slice
 from .failing_exchanges import failing_exchanges
+from .test_run import add_run
 
 FAILING = (TestStatus.FAILED, TestStatus.ERROR)
 
@@ -87,6 +88,16 @@ class TestRepository(BaseRepository[TestResult]):
             self._ensure_run(entity.run_id, entity.started_at)
         return super().create(entity)
 
+    def create_all(self, entities: Sequence[TestResult]) -> list[TestResult]:
+        """Store several results in one flush; each run not stored yet is created."""
+        stored = super().create_all(entities)
+        first_starts: dict[str, datetime | None] = {}
+        for result in stored:
+            first_starts.setdefault(result.run_id, result.started_at)
+        for run_id, started_at in first_starts.items():
+            self._ensure_run(run_id, started_at)
+        return stored
+
     # -- runs ----------------------------------------------------------------------
 
     def start_run(
@@ -134,11 +145,7 @@ class TestRepository(BaseRepository[TestResult]):
     def _ensure_run(self, run_id: str, started_at: datetime | None) -> TestRun:
         if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > 128:
             raise ValidationError(f"run_id must be text of 1 to 128 characters, got {run_id!r}")
-        run = self.session.get(TestRun, run_id)
-        if run is None:
-            run = TestRun(run_id=run_id, started_at=started_at or utcnow())
-            self.session.add(run)
-        return run
+        return add_run(self.session, run_id, started_at or utcnow())
 
     # -- history (computed in SQL) ---------------------------------------------------
 

@@ -21,6 +21,7 @@ from ..exceptions import EncryptionError, ValidationError, translated_errors
 from ..log_backfill import backfill_logs
 from ..models import CommLog
 from ..models.log import DECODED_FIELDS
+from ..repositories.test_run import add_missing_runs
 from ..safe_yaml import load_yaml
 from ..sqlite_locking import lock_for_writing
 from ..types import to_uuid
@@ -262,6 +263,8 @@ class DataImporter:
             savepoint = session.begin_nested()
         try:
             self._run(events, mode, result, progress, dry_run=bool(dry_run))
+            if "tests" in result.per_table:
+                add_missing_runs(session)  # results imported without their run get one
         except BaseException:
             with translated_errors():
                 savepoint.rollback()
