@@ -269,11 +269,13 @@ def _reserve_ids(connection: Connection, count: int) -> list[int] | None:
         highest = connection.execute(select(func.coalesce(func.max(_LOGS.id), 0))).scalar_one()
         return list(range(highest + 1, highest + 1 + count))
     if dialect == "postgresql":
+        # The sequence's name is looked up once (an uncorrelated subquery), not per id.
         drawn = connection.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('logs', 'id')) FROM generate_series(1, %(n)s)",
+            "SELECT nextval((SELECT pg_get_serial_sequence('logs', 'id'))::regclass) "
+            "FROM generate_series(1, %(n)s)",
             {"n": count},
         )
-        return sorted(row[0] for row in drawn)
+        return sorted(drawn.scalars().all())
     return None
 
 
