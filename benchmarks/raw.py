@@ -13,7 +13,7 @@ can read what the other wrote.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,6 @@ SESSION_COLUMNS = (
     "created_at",
     "updated_at",
 )
-#: What ``find_by_session`` reads: every column but ``session_id``, the value asked for.
-READ_LOG_COLUMNS = ("id", *(name for name in LOG_COLUMNS if name != "session_id"))
 
 
 class RawDatabase:
@@ -191,9 +189,9 @@ class RawDatabase:
             self.commit()
         return len(rows)
 
-    def find_by_session(self, session_id: Any) -> list[tuple]:
-        """W2 raw: one session's logs in time order."""
-        columns = ", ".join(f"{self.quote}{name}{self.quote}" for name in READ_LOG_COLUMNS)
+    def find_by_session(self, session_id: Any, names: Sequence[str]) -> list[tuple]:
+        """W2 raw: one session's logs in time order, the columns ``names``."""
+        columns = ", ".join(f"{self.quote}{name}{self.quote}" for name in names)
         sql = (
             f"SELECT {columns} FROM logs WHERE session_id = {self.mark} "
             f"ORDER BY {self.quote}timestamp{self.quote}, id"

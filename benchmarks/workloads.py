@@ -14,7 +14,7 @@ import package
 from data import STORED_EXTRAS, SessionRow, as_stored, bulk_sessions, copied_logs, sessions
 from raw import RawDatabase
 
-from cardlink.database import DatabaseManager
+from cardlink.database import CommLog, DatabaseManager
 
 #: The target of a figure shown for information only (not judged, not counted).
 INFO = "(info)"
@@ -237,25 +237,33 @@ def _stored_time(value: Any) -> str:
     return str(value)
 
 
+#: What W2 reads on both sides: every column of ``logs`` but ``session_id``, the value
+#: asked for; taken from the model, so a new column is read (and compared) on both sides.
+W2_COLUMNS = tuple(
+    column.name for column in CommLog.__table__.columns if column.name != "session_id"
+)
+#: Columns the two sides hand back in different Python types, compared as stored text.
+_TIMES = frozenset({"timestamp", "created_at", "updated_at"})
+
+
+def _log_values(log: Any) -> tuple:
+    values = []
+    for name in W2_COLUMNS:
+        value = getattr(log, name)
+        value = getattr(value, "value", value)  # an enum: its stored value
+        values.append(_stored_time(value) if name in _TIMES else value)
+    return tuple(values)
+
+
 def _same_logs(found: list[Any], rows: list[tuple]) -> None:
     """W2's check: the package's objects hold exactly the raw rows, in the same order."""
-    package_rows = [
-        (
-            log.id,
-            log.direction.value,
-            log.raw_data,
-            log.decoded_data,
-            log.status_word,
-            log.status_message,
-            log.latency_ms,
-            _stored_time(log.timestamp),
-            _stored_time(log.created_at),
-            _stored_time(log.updated_at),
-        )
-        for log in found
-    ]
+    package_rows = [_log_values(log) for log in found]
     raw_rows = [
-        (*row[:7], _stored_time(row[7]), _stored_time(row[8]), _stored_time(row[9])) for row in rows
+        tuple(
+            _stored_time(value) if name in _TIMES else value
+            for name, value in zip(W2_COLUMNS, row, strict=True)
+        )
+        for row in rows
     ]
     if package_rows != raw_rows:
         raise AssertionError(
@@ -276,7 +284,7 @@ def w2_latency(
     picked = random.Random(f"{seed}:w2").sample(session_ids, min(sizes.w2_calls, len(session_ids)))
     return interleaved(
         lambda session_id: package.find_by_session(manager, session_id),
-        reader.find_by_session,
+        lambda session_id: reader.find_by_session(session_id, W2_COLUMNS),
         picked,
         sizes.repeats,
         _same_logs,
