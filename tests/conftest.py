@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cardlink.database import Base, DatabaseConfig, DatabaseManager, get_emitter
+from cardlink.database import Base, DatabaseConfig, DatabaseManager, get_emitter, run_migrations
 from cardlink.database.maintenance import create_database, drop_database
 
 BACKENDS = ("sqlite", "postgresql", "mysql")
@@ -211,3 +212,17 @@ def manager(backend: str, tmp_path: Path, encryption_key: str) -> Iterator[Datab
 def forget_schema(url: str) -> None:
     """Tell the ``manager`` fixture that a test changed the schema of ``url``."""
     _schema_ready.discard(url)
+
+
+@contextmanager
+def migrated_to(revision: str, url: str) -> Iterator[DatabaseManager]:
+    """A manager on ``url`` (an empty database) migrated to ``revision``; closed after,
+    with the schema forgotten, since it is not the one the ``manager`` fixture builds."""
+    db = DatabaseManager(DatabaseConfig(database_url=url))
+    db.initialize()
+    run_migrations(revision, manager=db)
+    try:
+        yield db
+    finally:
+        db.close()
+        forget_schema(url)

@@ -21,9 +21,9 @@ from sqlalchemy import (
     select,
 )
 
-from cardlink.database import DatabaseConfig, DatabaseManager, downgrade, run_migrations
+from cardlink.database import DatabaseManager, downgrade, run_migrations
 from cardlink.database.log_backfill import backfill_logs
-from conftest import forget_schema
+from conftest import migrated_to
 from revisions import HEAD, revision_described_by
 from test_migrations import differences
 
@@ -73,12 +73,8 @@ TRACE = [
 @pytest.fixture
 def previous(empty_database_url: str) -> Iterator[DatabaseManager]:
     """A database migrated to the revision before this one."""
-    db = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
-    db.initialize()
-    run_migrations(PREVIOUS, manager=db)
-    yield db
-    db.close()
-    forget_schema(empty_database_url)
+    with migrated_to(PREVIOUS, empty_database_url) as db:
+        yield db
 
 
 def _old_rows(manager: DatabaseManager) -> list[tuple[object, ...]]:

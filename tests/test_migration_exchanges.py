@@ -25,8 +25,8 @@ from sqlalchemy import (
     text,
 )
 
-from cardlink.database import DatabaseConfig, DatabaseManager, downgrade, run_migrations
-from conftest import forget_schema
+from cardlink.database import DatabaseManager, downgrade, run_migrations
+from conftest import migrated_to
 from revisions import HEAD, revision_described_by
 from test_migrations import differences
 
@@ -83,13 +83,9 @@ EXCHANGES = Table(
 
 @pytest.fixture
 def previous(empty_database_url: str) -> Iterator[DatabaseManager]:
-    """A database migrated to the revision before this one, with a session and two logs."""
-    db = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
-    db.initialize()
-    run_migrations(PREVIOUS, manager=db)
-    yield db
-    db.close()
-    forget_schema(empty_database_url)
+    """A database migrated to the revision before this one."""
+    with migrated_to(PREVIOUS, empty_database_url) as db:
+        yield db
 
 
 def _seed(manager: DatabaseManager) -> uuid.UUID:

@@ -24,7 +24,6 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 
 from cardlink.database import (
-    DatabaseConfig,
     DatabaseManager,
     MigrationError,
     downgrade,
@@ -32,7 +31,7 @@ from cardlink.database import (
     run_migrations,
 )
 from cardlink.database.migrate import SCRIPT_LOCATION
-from conftest import forget_schema
+from conftest import migrated_to
 from revisions import revision_described_by
 from test_migrations import differences
 
@@ -64,12 +63,8 @@ OLD_SESSIONS = Table(
 @pytest.fixture
 def previous(empty_database_url: str) -> Iterator[DatabaseManager]:
     """A database migrated to the revision before this one."""
-    db = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
-    db.initialize()
-    run_migrations(PREVIOUS, manager=db)
-    yield db
-    db.close()
-    forget_schema(empty_database_url)
+    with migrated_to(PREVIOUS, empty_database_url) as db:
+        yield db
 
 
 def add_card(manager: DatabaseManager, iccid: str, identity: str | None) -> None:

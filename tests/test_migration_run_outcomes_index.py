@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Uuid, insert, inspect
 
 from cardlink.database import (
-    DatabaseConfig,
     DatabaseManager,
     UnitOfWork,
     downgrade,
     run_migrations,
 )
-from conftest import forget_schema
+from conftest import migrated_to
 from revisions import HEAD, revision_described_by
 from test_migrations import differences
 
@@ -50,37 +49,36 @@ OLD_RUNS = Table(
 @pytest.fixture
 def previous(empty_database_url: str) -> Iterator[DatabaseManager]:
     """A database migrated to the revision before this one, holding two runs."""
-    db = DatabaseManager(DatabaseConfig(database_url=empty_database_url))
-    db.initialize()
-    run_migrations(PREVIOUS, manager=db)
-    rows = {
-        "run-1": [("flipper", "passed", 1), ("retried", "failed", 1), ("retried", "passed", 2)],
-        "run-2": [("flipper", "failed", 1), ("retried", "passed", 1)],
-    }
-    with db.engine.begin() as connection:
-        for hour, (run_id, results) in enumerate(rows.items()):
-            connection.execute(
-                insert(OLD_RUNS).values(
-                    run_id=run_id, started_at=NOW.replace(hour=hour), created_at=NOW, updated_at=NOW
-                )
-            )
-            for name, status, attempt in results:
+    with migrated_to(PREVIOUS, empty_database_url) as db:
+        rows = {
+            "run-1": [("flipper", "passed", 1), ("retried", "failed", 1), ("retried", "passed", 2)],
+            "run-2": [("flipper", "failed", 1), ("retried", "passed", 1)],
+        }
+        with db.engine.begin() as connection:
+            for hour, (run_id, results) in enumerate(rows.items()):
                 connection.execute(
-                    insert(OLD_TESTS).values(
-                        id=uuid.uuid4(),
+                    insert(OLD_RUNS).values(
                         run_id=run_id,
-                        suite_name="ota",
-                        test_name=name,
-                        status=status,
-                        attempt=attempt,
-                        duration_ms=100 * attempt,
+                        started_at=NOW.replace(hour=hour),
                         created_at=NOW,
                         updated_at=NOW,
                     )
                 )
-    yield db
-    db.close()
-    forget_schema(empty_database_url)
+                for name, status, attempt in results:
+                    connection.execute(
+                        insert(OLD_TESTS).values(
+                            id=uuid.uuid4(),
+                            run_id=run_id,
+                            suite_name="ota",
+                            test_name=name,
+                            status=status,
+                            attempt=attempt,
+                            duration_ms=100 * attempt,
+                            created_at=NOW,
+                            updated_at=NOW,
+                        )
+                    )
+        yield db
 
 
 def _indexes(manager: DatabaseManager) -> dict[str, list[str | None]]:
