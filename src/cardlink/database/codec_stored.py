@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import JSON, Column, Enum, Table
@@ -21,32 +22,29 @@ from .types import GUID, UTCDateTime, naive_utc_text
 ColumnConvert = Callable[[list[Any]], list[Any]]
 
 
-def _uuid_hexes(values: list[Any]) -> list[Any]:
-    """UUIDs as their 32 hex digits, the text every driver path writes (PostgreSQL's COPY
-    reads it too); a run of one object (a session's rows) is converted once."""
-    stored: list[Any] = []
-    append = stored.append
-    seen: Any = None
-    found: Any = None
-    for value in values:
-        if value is not seen:
-            seen, found = value, None if value is None else value.hex
-        append(found)
-    return stored
+def _by_runs(convert: Callable[[Any], Any]) -> ColumnConvert:
+    """A column converter that converts each value but ``None``, and a run of one object
+    (a session's rows share their UUID, a batch its ``created_at``) only once."""
+
+    def converted(values: list[Any]) -> list[Any]:
+        stored: list[Any] = []
+        append = stored.append
+        seen: Any = None
+        found: Any = None
+        for value in values:
+            if value is not seen:
+                seen, found = value, None if value is None else convert(value)
+            append(found)
+        return stored
+
+    return converted
 
 
-def _naive_utc_texts(values: list[Any]) -> list[Any]:
-    """UTC timestamps as naive text (``naive_utc_text``), which SQLite stores, MySQL's
-    DATETIME(6) and PostgreSQL's COPY read; a run of one object is converted once."""
-    stored: list[Any] = []
-    append = stored.append
-    seen: Any = None
-    found: Any = None
-    for value in values:
-        if value is not seen:
-            seen, found = value, None if value is None else naive_utc_text(value)
-        append(found)
-    return stored
+#: UUIDs as their 32 hex digits, the text every driver path writes (PostgreSQL's COPY too).
+_uuid_hexes = _by_runs(attrgetter("hex"))
+#: UTC timestamps as naive text (``naive_utc_text``), which SQLite stores, MySQL's
+#: DATETIME(6) and PostgreSQL's COPY read.
+_naive_utc_texts = _by_runs(naive_utc_text)
 
 
 def _enum_values(column_type: Enum) -> ColumnConvert:
