@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the transfer worker imports this module without SQLAlchemy or the package
-    from data import SessionRow
+    from data import SessionRow, StoredLogs
     from sqlalchemy.engine import URL
 
 LOG_COLUMNS = (
@@ -144,20 +144,22 @@ class RawDatabase:
         *,
         chunk: int,
         copy: bool = False,
-        extra: tuple[tuple[str, ...], list[tuple]] | None = None,
+        derive: StoredLogs | None = None,
     ) -> int:
         """W1 raw: insert the guide's tuples, one transaction per ``chunk`` rows.
 
-        ``extra``: more column names and, per row, their values as stored (W1 gives the
-        key, the decoded command fields and the command link, computed beforehand).
+        ``derive``: what the package stores beyond the tuples (the key, the decoded
+        command fields, the command link, a response's status meaning), derived from
+        each chunk before it is written.
         """
         now = datetime.now(timezone.utc)
         stamp = self.time_value(now)
         uuid_value, time_value = self.uuid_value, self.time_value
-        extra_names, extra_values = extra if extra is not None else ((), [()] * len(rows))
-        names = (*LOG_COLUMNS[:-2], *extra_names, *LOG_COLUMNS[-2:])
+        names = (*LOG_COLUMNS[:-2], *(derive.columns if derive else ()), *LOG_COLUMNS[-2:])
         sql = self.insert_sql("logs", names)
         for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            part, extras = derive(part) if derive is not None else (part, [()] * len(part))
             prepared = [
                 (
                     uuid_value(row[0]),
@@ -172,9 +174,7 @@ class RawDatabase:
                     stamp,
                     stamp,
                 )
-                for row, values in zip(
-                    rows[start : start + chunk], extra_values[start : start + chunk], strict=True
-                )
+                for row, values in zip(part, extras, strict=True)
             ]
             self.begin()
             cursor = self.connection.cursor()

@@ -81,7 +81,7 @@ def report(figure: Figure) -> None:
         values = f"package {figure.package:>10.2f} {figure.unit:6}  raw {figure.raw:>10.2f}"
     verdict = ("ok" if figure.ok else "MISSED") if figure.judged else "info"
     print(
-        f"{figure.backend:<10} {figure.workload:<3} {figure.name:<34} {values}  "
+        f"{figure.backend:<10} {figure.workload:<3} {figure.name:<39} {values}  "
         f"ratio {figure.ratio:6.2f}  target {figure.target:<8} {verdict}",
         flush=True,
     )

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data import STORED_EXTRAS, as_stored
+from data import StoredLogs
 from raw import RawDatabase
 from run import ensure_database
 from sqlalchemy.engine import URL
@@ -161,13 +161,13 @@ def run_backend(url: URL, files: dict[str, bytes], pairs: int) -> None:
                 stored = uow.logs.count_by_session(session_id)
             if stored != 2 * pairs or result.pairs != pairs:
                 raise AssertionError(f"{name} {kind}: {stored} rows, {result.pairs} pairs stored")
-            rows, extras = as_stored(raw_rows(new_session(manager), data, kind))
+            rows = raw_rows(new_session(manager), data, kind)
             sides = {"executemany": False, **({"COPY": True} if name == "postgresql" else {})}
             figures = []
             for label, copy in sides.items():
                 raw.clear_logs()
                 started = time.perf_counter()
-                raw.insert_logs(rows, chunk=len(rows), copy=copy, extra=(STORED_EXTRAS, extras))
+                raw.insert_logs(rows, chunk=len(rows), copy=copy, derive=StoredLogs())
                 seconds = time.perf_counter() - started
                 if raw.count("logs") != len(rows):
                     raise AssertionError(f"{name} raw {label}: wrong row count")
