@@ -11,9 +11,9 @@ pcap. On each backend (server database ``cardlink_bench_traces``) the package
 imports each file into a fresh session with ``uow.logs.import_trace`` and commits,
 reading and parsing the file inside the timed part. The raw side then inserts the
 very rows that import stored, with the driver's ``executemany`` (and ``COPY`` on
-PostgreSQL); those rows, the status words and their meanings, the decoded command
-columns and the command links included, are computed from the file before its
-timing starts. Printed: rows/s of each side and the ratio. Every run's row count
+PostgreSQL). Its rows are read from the file before its timing starts; the decoded
+command columns and the command links are derived inside it, as W1's raw side does
+(``data.StoredLogs``). Printed: rows/s of each side and the ratio. Every run's row count
 is checked. Then ``logs.pairs()`` of a 200-APDU session: milliseconds per call,
 beside the same join run through the bare driver.
 """
