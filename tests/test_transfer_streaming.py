@@ -220,3 +220,34 @@ def test_batches_of_thousands_of_keys_work_on_a_sqlite_limited_to_999_parameters
         assert DataImporter(uow).import_data(data).created == 2_500
         assert DataImporter(uow).import_data(data).skipped == 2_500
         uow.commit()
+
+
+ODD_ARRAYS = [
+    "[1,\n2\n, 3]",
+    '[{"a": 1},\n{"b": [1,\n2]},\n{"c": "x"}\n]',
+    '[\n  {"a": 1}\n  ,\n  {"a": 2}\n]',
+    '[{"a": 1}, {"a": 2},\n{"a": 3}]',
+    '[\n"one",\n"two",\n"th\\nree"\n]',
+    "[\n1\n]",
+    "[[1,\n2],\n[3]]",
+]
+
+
+@pytest.mark.parametrize("text", ODD_ARRAYS)
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 1 << 16])
+def test_an_array_reads_the_same_however_its_values_fall_on_lines(text, chunk_size, monkeypatch):
+    """Whole lines are decoded as one run where they can be; a value spread over lines,
+    a comma on its own line or the array's end mid-line reads as JSON says."""
+    monkeypatch.setattr(JSONStreamReader, "chunk_size", chunk_size)
+    reader = JSONStreamReader(io.StringIO(text + "\n"))
+    assert list(reader.items("the array")) == json.loads(text)
+    assert reader.at_end()
+
+
+@pytest.mark.parametrize("chunk_size", [5, 1 << 16])
+def test_a_bad_row_among_whole_lines_is_reported_at_its_own_line(chunk_size, monkeypatch):
+    monkeypatch.setattr(JSONStreamReader, "chunk_size", chunk_size)
+    text = '[\n{"a": 1},\n{"a": 2},\n{"a": 3, "a": 4},\n{"a": 5}\n]\n'
+    reader = JSONStreamReader(io.StringIO(text))
+    with pytest.raises(ValidationError, match=r"line 4 .*'a' appears twice"):
+        list(reader.items("the array"))

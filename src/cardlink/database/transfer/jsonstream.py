@@ -174,12 +174,45 @@ class JSONStreamReader:
             self._pos += 1
             return
         while True:
-            yield self.value()
+            run, separated = self._whole_lines()
+            if run:
+                yield from run
+                if separated:  # the run took the comma after its last value
+                    continue
+            else:
+                yield self.value()
             if self.peek() == ",":
                 self._pos += 1
                 continue
             self.expect("]", f"to close {context}")
             return
+
+    def _whole_lines(self) -> tuple[list[Any], bool]:
+        """The array's values on the buffer's complete lines, decoded in one call, and
+        whether the comma after the last of them was taken too; ``([], False)`` if not.
+
+        An export has one row per line, and decoding a run of lines as one array spares
+        the per-value steps. A line break never falls inside a JSON string, number or
+        literal, so the text up to the last one is either whole values separated by
+        commas or not taken (a value spread over lines, the array's end, anything
+        refused): those values are read one at a time, which reports any error where it
+        is.
+        """
+        buffer, start = self._buffer, self._pos
+        cut = buffer.rfind("\n", start)
+        if cut <= start:
+            return [], False
+        text = buffer[start:cut].rstrip()
+        separated = text.endswith(",")
+        candidate = "[" + (text[:-1] if separated else text) + "]"
+        try:
+            values, end = self._decoder.raw_decode(candidate)
+        except (ValueError, _RepeatedKey, RecursionError):
+            return [], False
+        if end != len(candidate) or not values:
+            return [], False
+        self._pos = start + len(text)
+        return values, separated
 
 
 #: Events of :func:`read_json_document`: ``("header", key, value)``, ``("tables", "", None)``
