@@ -21,7 +21,6 @@ import gc
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,18 +28,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backends
 from cryptography.fernet import Fernet
 from raw import RawDatabase
-from run import ensure_database
 from sqlalchemy import insert
 from sqlalchemy.engine import URL
 
 from cardlink.database import Base, DatabaseConfig, DatabaseManager, PSKKeyStore
 
-SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench_scp81",
-    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench_scp81",
-}
+#: The server database ``--all-backends`` uses.
+SERVER_DATABASE = "cardlink_bench_scp81"
 TARGET = 2.0
 SEED = 20261206
 
@@ -97,7 +94,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def run_backend(url: URL, cards: int, lookups: int, fernet: Fernet) -> dict[str, float]:
-    ensure_database(url)
+    backends.ensure_database(url)
     manager = DatabaseManager(DatabaseConfig(database_url=url))
     started = time.perf_counter()
     fill(manager, fernet, cards)
@@ -151,19 +148,11 @@ def run_backend(url: URL, cards: int, lookups: int, fernet: Fernet) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db-url", action="append", help="database to use (repeatable)")
-    where.add_argument("--all-backends", action="store_true", help="SQLite, PostgreSQL and MariaDB")
+    backends.add_options(parser)
     parser.add_argument("--cards", type=int, default=100_000, help="cards in the table")
     parser.add_argument("--lookups", type=int, default=20_000, help="get_key calls per side")
     args = parser.parse_args(argv)
-    if args.db_url:
-        urls = [DatabaseConfig(database_url=url).url for url in args.db_url]
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="cardlink-keystore-bench-"))
-        urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'keys.db'}").url]
-        if args.all_backends:
-            urls += [DatabaseConfig(database_url=url).url for url in SERVER_URLS.values()]
+    urls = backends.database_urls(args, server_database=SERVER_DATABASE, sqlite_file="keys.db")
     key = Fernet.generate_key()
     os.environ["CARDLINK_ENCRYPTION_KEY"] = key.decode("ascii")  # the package's side
     fernet = Fernet(key)

@@ -5,11 +5,11 @@ synthetic: 10,000 result rows (5 % failing, with messages and failing exchanges)
 tallied in Python into the report's records; a sessions report over 30 days is
 rendered too.
 
-With ``--database-url URL`` (repeatable) or ``--all-backends`` (SQLite, PostgreSQL and
-MariaDB; server database ``cardlink_bench_reports``) it also stores that run and its 30
-runs of history in the database (Core bulk inserts, then ``start_run`` /
-``finish_run``; about 1 % of the tests fail and pass on a retry), updates the
-database's statistics as its autovacuum/analyze would after such a load, and times
+With ``--db-url URL`` (repeatable; ``--database-url`` is the same) or ``--all-backends``
+(SQLite, PostgreSQL and MariaDB; server database ``cardlink_bench_reports``) it also
+stores that run and its 30 runs of history in the database (Core bulk inserts, then
+``start_run`` / ``finish_run``; about 1 % of the tests fail and pass on a retry), updates
+the database's statistics as its autovacuum/analyze would after such a load, and times
 ``reports.build_run_report`` - the SQL history, flaky and trend queries - plus the
 rendering. The report's counts, trend and flaky list are checked against the same
 figures counted in Python from the rows stored: a wrong answer exits 1, as a missed
@@ -18,8 +18,8 @@ and deletes them afterwards.
 
 python benchmarks/report_bench.py [--results 10000] [--output report.html]
 python benchmarks/report_bench.py --all-backends
-python benchmarks/report_bench.py --database-url sqlite:///bench.db \
-    --database-url postgresql://postgres@127.0.0.1/cardlink_bench
+python benchmarks/report_bench.py --db-url sqlite:///bench.db \
+    --db-url postgresql://postgres@127.0.0.1/cardlink_bench
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import backends
 from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.engine import URL
 
@@ -45,7 +47,6 @@ from cardlink.database import (
     TestStatus,
     UnitOfWork,
 )
-from cardlink.database.maintenance import create_database, drop_database
 from cardlink.database.reports import (
     CommandErrors,
     DailyOtaRate,
@@ -190,10 +191,7 @@ def build_sessions_report() -> SessionsReport:
 
 
 #: The server database ``--all-backends`` uses.
-SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench_reports",
-    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench_reports",
-}
+SERVER_DATABASE = "cardlink_bench_reports"
 RUNS = 30
 #: One test in this many fails once and passes on its retry, a different one each night.
 RETRIED_EVERY = 100
@@ -357,18 +355,16 @@ def time_database_report(url: URL, results: int) -> tuple[str, float, int, list[
 
 
 def database_urls(args: argparse.Namespace) -> list[URL]:
-    """The databases to time: those named, or a new SQLite file and the two servers."""
-    urls = [DatabaseConfig(database_url=url).url for url in args.database_url]
+    """The databases to time: those named, or a new SQLite file and the two servers;
+    none without either option."""
+    urls = backends.database_urls(
+        args, server_database=SERVER_DATABASE, sqlite_file="reports.db", sqlite_by_default=False
+    )
     if args.all_backends:
-        workdir = Path(tempfile.mkdtemp(prefix="cardlink-report-bench-"))
-        urls.append(DatabaseConfig(database_url=f"sqlite:///{workdir / 'reports.db'}").url)
-        for server in SERVER_URLS.values():
-            url = DatabaseConfig(database_url=server).url
+        for url in urls:
             # A fresh database: one that held (and deleted) an earlier run's rows is
             # slower to scan until the server has purged them.
-            drop_database(DatabaseConfig(url))
-            create_database(DatabaseConfig(url))
-            urls.append(url)
+            backends.ensure_database(url, fresh=True)
     return urls
 
 
@@ -376,17 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=int, default=10_000)
     parser.add_argument("--output", help="also write the run report here")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--database-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="also time the report built from this database (repeatable)",
-    )
-    where.add_argument(
-        "--all-backends", action="store_true", help="also time it on SQLite, PostgreSQL, MariaDB"
-    )
+    backends.add_options(parser)
     args = parser.parse_args(argv)
     render_run_report(RunReport(RunSummary("warm-up", StatusCounts(passed=1))))  # templates
 

@@ -25,7 +25,6 @@ import gc
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backends
 import package
 import workloads
 from data import logs_for
@@ -42,13 +42,8 @@ from sqlalchemy.engine import URL
 from workloads import Figure, Sizes
 
 from cardlink.database import DatabaseConfig
-from cardlink.database.maintenance import create_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432",
-    "mysql": "mysql://root@127.0.0.1:3306",
-}
 #: The database --all-backends uses on each server (``_quick`` appended with --quick).
 DEFAULT_DB_NAME = "cardlink_bench"
 SEED = 20241126
@@ -60,15 +55,6 @@ def sibling(url: URL, suffix: str) -> URL:
         path = Path(url.database or "bench.db")
         return url.set(database=str(path.with_name(f"{path.stem}{suffix}{path.suffix or '.db'}")))
     return url.set(database=f"{url.database}{suffix}")
-
-
-def ensure_database(url: URL) -> None:
-    """Create the server database if needed; a SQLite file starts afresh."""
-    if url.get_backend_name() == "sqlite":
-        for ending in ("", "-wal", "-shm"):
-            Path(f"{url.database}{ending}").unlink(missing_ok=True)
-        return
-    create_database(DatabaseConfig(url))
 
 
 def report(figure: Figure) -> None:
@@ -100,7 +86,7 @@ def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure
 
     started = time.perf_counter()
     for target in (url, raw_url):
-        ensure_database(target)
+        backends.ensure_database(target)
         package.reset_schema(target)
     package_db, raw_db = RawDatabase(url), RawDatabase(raw_url)
     manager = package.open_manager(url)
@@ -130,7 +116,7 @@ def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure
             import transfer_bench
 
             import_url = sibling(url, "_import")
-            ensure_database(import_url)
+            backends.ensure_database(import_url)
             add(*transfer_bench.run(backend, url, import_url, sizes))
         if not args.skip_growth:
             grow_started = time.perf_counter()
@@ -199,13 +185,12 @@ def run_backend(url: URL, sizes: Sizes, args: argparse.Namespace) -> list[Figure
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db-url", action="append", help="database to use (repeatable)")
-    where.add_argument("--all-backends", action="store_true", help="SQLite, PostgreSQL and MariaDB")
-    parser.add_argument(
-        "--db-name",
-        default=DEFAULT_DB_NAME,
-        help="server database for --all-backends (default %(default)s; _quick with --quick)",
+    backends.add_options(
+        parser,
+        db_name=DEFAULT_DB_NAME,
+        db_name_help=(
+            "server database for --all-backends (default %(default)s; _quick with --quick)"
+        ),
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, misses not judged")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the data sizes")
@@ -242,16 +227,9 @@ def summary(figures: list[Figure]) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = sizes_for(args)
-    if args.db_url:
-        urls = [DatabaseConfig(database_url=url).url for url in args.db_url]
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="cardlink-bench-"))
-        urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'bench.db'}").url]
-        if args.all_backends:
-            # --quick (CI) gets its own databases: it must not wipe a full run's data.
-            name = f"{args.db_name}_quick" if args.quick else args.db_name
-            for server in SERVER_URLS.values():
-                urls.append(DatabaseConfig(database_url=f"{server}/{name}").url)
+    # --quick (CI) gets its own databases: it must not wipe a full run's data.
+    server_database = f"{args.db_name}_quick" if args.quick else args.db_name
+    urls = backends.database_urls(args, server_database=server_database, sqlite_file="bench.db")
     figures: list[Figure] = []
     failures: list[str] = []
     for url in urls:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backends
 from data import StoredLogs
 from raw import RawDatabase
-from run import ensure_database
 from sqlalchemy.engine import URL
 
 from cardlink.database import (
@@ -49,10 +48,8 @@ from cardlink.database import (
 from cardlink.database.pairing import ApduPair, WireApdu
 from cardlink.database.transfer.traces import read_apdu4j, read_gsmtap, write_gsmtap_pcap
 
-SERVER_URLS = {
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/cardlink_bench_traces",
-    "mysql": "mysql://root@127.0.0.1:3306/cardlink_bench_traces",
-}
+#: The server database ``--all-backends`` uses.
+SERVER_DATABASE = "cardlink_bench_traces"
 #: (command, response) pairs repeated through the trace: a GP / UICC admin session.
 EXCHANGES = (
     ("00A4040008A000000151000000", "6F108408A000000151000000A5049F6501FF9000"),
@@ -138,7 +135,7 @@ def raw_rows(session_id: Any, data: bytes, kind: str) -> list[tuple[Any, ...]]:
 
 
 def run_backend(url: URL, files: dict[str, bytes], pairs: int) -> None:
-    ensure_database(url)
+    backends.ensure_database(url)
     name = url.get_backend_name()
     manager = DatabaseManager(DatabaseConfig(database_url=url))
     manager.recreate_tables()
@@ -238,18 +235,10 @@ def pairs_of_a_session(manager: DatabaseManager, raw: RawDatabase, name: str) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--db-url", action="append", help="database to use (repeatable)")
-    where.add_argument("--all-backends", action="store_true", help="SQLite, PostgreSQL and MariaDB")
+    backends.add_options(parser)
     parser.add_argument("--pairs", type=int, default=100_000, help="command/response pairs")
     args = parser.parse_args(argv)
-    if args.db_url:
-        urls = [DatabaseConfig(database_url=url).url for url in args.db_url]
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="cardlink-trace-bench-"))
-        urls = [DatabaseConfig(database_url=f"sqlite:///{workdir / 'traces.db'}").url]
-        if args.all_backends:
-            urls += [DatabaseConfig(database_url=url).url for url in SERVER_URLS.values()]
+    urls = backends.database_urls(args, server_database=SERVER_DATABASE, sqlite_file="traces.db")
     pairs = trace_pairs(args.pairs)
     files = {"apdu4j": apdu4j_dump(pairs), "pcap": gsmtap_pcap(pairs)}
     for url in urls:
