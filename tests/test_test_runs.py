@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import xmlschema
+from sqlalchemy import text
 
 from cardlink.database import (
     DatabaseManager,
@@ -15,6 +16,7 @@ from cardlink.database import (
     UnitOfWork,
     ValidationError,
 )
+from cardlink.database.repositories import test_history
 from cardlink.database.transfer.junit import JUNIT_SCHEMA
 from test_junit import GOTESTSUM, SUREFIRE
 
@@ -140,6 +142,46 @@ def test_flaky_counts_flips_across_runs_and_passes_on_retry(manager: DatabaseMan
         # A window of the last two runs (r3, r4) holds only r3's retry and r3 -> r4 (no flip).
         window = {test.test_name: test.flips for test in uow.tests.flaky(last_runs=2)}
         assert window == {"retried": 1}
+
+
+def test_flaky_passes_over_skipped_and_missing_runs_across_a_long_window(
+    manager: DatabaseManager,
+) -> None:
+    """70 runs, a test skipped or missing in most of them: flips are counted between the
+    runs it has an outcome in."""
+    runs: dict[str, dict[str, list[TestStatus]]] = {}
+    for night in range(70):
+        tests = {"steady": [P], "alternating": [P if night % 2 else F]}
+        # Fails in runs 0 and 69 only, skipped or missing in between: one flip each way.
+        tests["gappy"] = [F] if night in (0, 69) else [P] if night in (10, 50) else [S]
+        if night % 3 == 0:
+            del tests["gappy"]
+        if night in (0, 69):
+            tests["gappy"] = [F]
+        runs[f"n{night:02d}"] = tests
+    store_runs(manager, runs)
+    with UnitOfWork(manager) as uow:
+        flaky = uow.tests.flaky(last_runs=70)
+        assert [(test.test_name, test.flips, test.last_flip_run) for test in flaky] == [
+            ("alternating", 69, "n69"),
+            ("gappy", 2, "n69"),
+        ]
+        assert flaky[1].last_flip_at == T0 + timedelta(hours=69)
+        # From n50: n50..n69 of gappy is P then F (the runs between skip or miss it).
+        assert [(t.test_name, t.flips) for t in uow.tests.flaky(last_runs=20)] == [
+            ("alternating", 19),
+            ("gappy", 1),
+        ]
+
+
+def test_the_history_queries_put_the_planner_setting_back(manager: DatabaseManager) -> None:
+    store_runs(manager, {"r1": {"retried": [F, P]}, "r2": {"retried": [P]}})
+    setting = test_history.PLANNER_SETTINGS.get(manager.engine.dialect.name)
+    with UnitOfWork(manager) as uow:
+        before = uow.session.scalar(text(setting[0])) if setting else None
+        assert [point.run_id for point in uow.tests.trend()] == ["r1", "r2"]
+        assert [test.test_name for test in uow.tests.flaky()] == ["retried"]
+        assert (uow.session.scalar(text(setting[0])) if setting else None) == before
 
 
 def test_trend_gives_counts_pass_rate_and_duration_per_run_oldest_first(

@@ -269,10 +269,10 @@ def _points(session: Session, window: Sequence[str]) -> list[TrendPoint]:
     if not window:
         return []
     runs = runs_table(window)
-    if session.get_bind().dialect.name == "sqlite":
-        per_run = _run_tallies(window)
-    else:
+    if session.get_bind().dialect.name == "postgresql":
         per_run = _run_tallies_by_test(window)
+    else:
+        per_run = _run_tallies(window)
     statement = (
         select(
             runs.c.run_id,
@@ -302,7 +302,7 @@ def _points(session: Session, window: Sequence[str]) -> list[TrendPoint]:
 
 def _run_tallies_by_test(window: Sequence[str]) -> Subquery:
     """Per run of ``window`` with results: its counts and summed test time, each test
-    by its last attempt, grouped from :func:`last_attempts`."""
+    by its last attempt, grouped from :func:`last_attempts` (on PostgreSQL)."""
     last = last_attempts(window)
     return (
         select(
@@ -316,12 +316,13 @@ def _run_tallies_by_test(window: Sequence[str]) -> Subquery:
 
 
 def _run_tallies(window: Sequence[str]) -> Subquery:
-    """What :func:`_run_tallies_by_test` gives, for SQLite: every row is tallied per run
-    in one pass in the order of the run/test index, then the rows a later attempt
-    supersedes are taken away; they belong to the tests with several rows in a run,
-    which are few. (SQLite sorted the row per test and run of the other form in a
-    temporary b-tree to group it by run; MariaDB plans this form's search for the
-    tests with several rows as a sort of the whole index.)
+    """What :func:`_run_tallies_by_test` gives, for SQLite and MariaDB: every row is
+    tallied per run in one pass in the order of the run/test index, then the rows a
+    later attempt supersedes are taken away; they belong to the tests with several rows
+    in a run, which are few. (SQLite sorted the row per test and run of the other form
+    in a temporary b-tree to group it by run, MariaDB wrote it to a temporary table;
+    MariaDB needs ``split_materialized`` off for this form, see :data:`PLANNER_SETTINGS`.
+    PostgreSQL plans the other form better: the report benchmark holds the figures.)
     """
 
     def tallies(sign: int) -> list[Any]:
@@ -360,21 +361,42 @@ def _run_tallies(window: Sequence[str]) -> Subquery:
     )
 
 
-def _rows(session: Session, statement: Any) -> list[Any]:
-    """The rows of a query over :func:`last_attempts`, with PostgreSQL's JIT off.
+#: Per backend: how to read a planner setting, how to set it (``:value``), and the value
+#: the queries of this module run with.
+PLANNER_SETTINGS = {
+    # PostgreSQL costs the last-attempt look-up as if it ran for every test, which puts
+    # the query over ``jit_above_cost``: compiling it then took longer than running it.
+    "postgresql": (
+        "SELECT current_setting('jit')",
+        "SELECT set_config('jit', :value, true)",
+        "off",
+    ),
+    # MariaDB ran the grouped search for the retried tests of _run_tallies, joined back
+    # on its keys, as a "split" (lateral) derived table: a temporary table of the whole
+    # window instead of one pass in index order.
+    "mysql": (
+        "SELECT @@optimizer_switch",
+        "SET SESSION optimizer_switch = :value",
+        "split_materialized=off",
+    ),
+}
+PLANNER_SETTINGS["mariadb"] = PLANNER_SETTINGS["mysql"]
 
-    PostgreSQL costs the last-attempt look-up as if it ran for every test, which puts
-    the query over ``jit_above_cost``: compiling it then took longer than running it.
-    The setting is put back as it was, for the rest of the transaction.
+
+def _rows(session: Session, statement: Any) -> list[Any]:
+    """The rows of a query over :func:`last_attempts` or :func:`_run_tallies`, run with
+    the backend's :data:`PLANNER_SETTINGS`; the setting is put back as it was.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    setting = PLANNER_SETTINGS.get(session.get_bind().dialect.name)
+    if setting is None:
         return list(session.execute(statement))
-    jit = session.scalar(text("SELECT current_setting('jit')"))
-    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    read, write, value = setting
+    before = session.scalar(text(read))
+    session.execute(text(write), {"value": value})
     try:
         return list(session.execute(statement))
     finally:
-        session.execute(text("SELECT set_config('jit', :jit, true)"), {"jit": jit})
+        session.execute(text(write), {"value": before})
 
 
 def _aware(value: Any) -> Any:
