@@ -202,11 +202,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
-    sizes = Sizes(repeats=max(3, args.repeats), transfer_repeats=max(3, args.repeats))
+    repeats = max(3, args.repeats)
+    sizes = Sizes(repeats=repeats, transfer_repeats=repeats, w1_repeats=max(5, repeats))
     if args.quick:
         sizes.log_sessions, sizes.sessions, sizes.chunk = 10, 1_000, 1_000
         sizes.w2_calls, sizes.w3_calls, sizes.growth = 25, 10, 10
         sizes.transfer_repeats, sizes.best_of, sizes.flatness = 1, 2, False
+        sizes.w1_repeats = repeats
     if args.scale != 1.0:
         sizes.log_sessions = max(1, round(sizes.log_sessions * args.scale))
         sizes.sessions = max(sizes.log_sessions, round(sizes.sessions * args.scale))
