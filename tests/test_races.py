@@ -38,7 +38,7 @@ def _active_session(manager: DatabaseManager) -> Any:
         return session.id
 
 
-def _race(
+def race(
     manager: DatabaseManager,
     first: Callable[[UnitOfWork], Any],
     second: Callable[[UnitOfWork], Any],
@@ -80,7 +80,7 @@ def test_two_callers_completing_one_session_at_once_one_wins_and_one_event_fires
     session_id = _active_session(manager)
     completed: list[Any] = []
     get_emitter().on(EventType.SESSION_COMPLETED, completed.append)
-    error = _race(
+    error = race(
         manager,
         lambda uow: uow.sessions.complete_session(session_id),
         lambda uow: uow.sessions.complete_session(session_id),
@@ -98,7 +98,7 @@ def test_completing_a_session_another_caller_is_failing_is_refused_and_the_row_s
     session_id = _active_session(manager)
     seen: list[Any] = []
     get_emitter().on("*", seen.append)
-    error = _race(
+    error = race(
         manager,
         lambda uow: uow.sessions.fail_session(session_id, "E42", "card gone"),
         lambda uow: uow.sessions.complete_session(session_id),
@@ -116,7 +116,7 @@ def test_failing_a_session_another_caller_is_completing_applies_after_it(
     session_id = _active_session(manager)
     seen: list[Any] = []
     get_emitter().on("*", seen.append)
-    error = _race(
+    error = race(
         manager,
         lambda uow: uow.sessions.complete_session(session_id),
         lambda uow: uow.sessions.fail_session(session_id, "E7", "late failure"),
@@ -136,7 +136,7 @@ def test_failing_a_session_another_caller_is_completing_applies_after_it(
 def test_two_callers_setting_a_new_key_at_once_both_succeed_and_the_last_wins(
     manager: DatabaseManager, key: str
 ) -> None:
-    error = _race(
+    error = race(
         manager,
         lambda uow: uow.settings.set_value(key, {"from": "first"}, description="first"),
         lambda uow: uow.settings.set_value(key, {"from": "second"}),

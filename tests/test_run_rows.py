@@ -4,13 +4,11 @@ the runs it empties: on every backend."""
 from __future__ import annotations
 
 import io
-import threading
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete
 
 from cardlink.database import (
-    DatabaseConfig,
     DatabaseManager,
     DataExporter,
     DataImporter,
@@ -20,6 +18,7 @@ from cardlink.database import (
     UnitOfWork,
 )
 from cardlink.database.types import utcnow
+from test_races import race
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=timezone.utc)
 P, F = TestStatus.PASSED, TestStatus.FAILED
@@ -121,33 +120,16 @@ def test_purging_results_takes_the_runs_it_empties_and_keeps_the_others(
 def test_two_connections_writing_the_first_results_of_a_new_run_both_succeed(
     manager: DatabaseManager,
 ) -> None:
-    other = DatabaseManager(DatabaseConfig(database_url=manager.config.url))
-    other.initialize()
-    first_wrote = threading.Event()
-    errors: list[BaseException] = []
+    def first(uow: UnitOfWork) -> None:
+        uow.tests.create_result("race-1", "ota", "first", F)
+        uow.flush()  # the run's row is written; the second now waits on it (or the lock)
 
-    def second() -> None:
-        first_wrote.wait(10)
-        try:
-            with UnitOfWork(other) as uow:
-                uow.tests.create_result("race-1", "ota", "second", P)
-                uow.commit()
-        except BaseException as error:  # reported to the test thread
-            errors.append(error)
-
-    thread = threading.Thread(target=second)
-    thread.start()
-    try:
-        with UnitOfWork(manager) as uow:
-            uow.tests.create_result("race-1", "ota", "first", F)
-            uow.flush()
-            first_wrote.set()
-            thread.join(0.5)  # the second is now waiting on the run's row (or the lock)
-            uow.commit()
-        thread.join(20)
-    finally:
-        other.close()
-    assert errors == []
+    error = race(
+        manager,
+        first,
+        lambda uow: uow.tests.create_result("race-1", "ota", "second", P),
+    )
+    assert error is None
     assert list(_runs(manager)) == ["race-1"]
     with UnitOfWork(manager) as uow:
         assert sorted(r.test_name for r in uow.tests.find_by_run("race-1")) == ["first", "second"]
