@@ -206,7 +206,11 @@ def _name(cla: int, ins: int, p1: int, p2: int, data: bytes, secure: bool) -> st
     return _ISO_NAMES.get(ins)
 
 
-def _lengths(body: bytes) -> tuple[int, int, bytes, int | None, bool] | None:
+#: (case, Lc, data, Le, extended) of a command body.
+_Lengths = tuple[int, int, bytes, int | None, bool]
+
+
+def _lengths(body: bytes) -> _Lengths | None:
     """(case, Lc, data, Le, extended) of a command body after the header, or None."""
     size = len(body)
     if size == 0:
@@ -248,6 +252,20 @@ class StoredFields(NamedTuple):
     name: str | None
 
 
+def _parts(
+    raw: bytes,
+) -> tuple[int, int, int, int, int | None, bool, _Lengths | None, str | None] | None:
+    """A command's header, channel, secure messaging, body lengths (None when the body fits
+    none of ISO's four cases) and name; None for fewer than four bytes or CLA FF (PPS)."""
+    if len(raw) < 4 or raw[0] == 0xFF:
+        return None
+    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
+    channel, secure = _channel_and_sm(cla)
+    lengths = _lengths(raw[4:])
+    name = _name(cla, ins, p1, p2, lengths[2] if lengths else b"", secure)
+    return cla, ins, p1, p2, channel, secure, lengths, name
+
+
 def stored_fields(apdu: str) -> StoredFields | None:
     """The stored fields of a hex command APDU, or None where ``decode_apdu`` reads nothing;
     each field equals ``decode_apdu``'s."""
@@ -258,17 +276,13 @@ def stored_fields(apdu: str) -> StoredFields | None:
             raw = binascii.unhexlify("".join(apdu.split()))
         except (binascii.Error, ValueError, AttributeError):
             return None
-    if len(raw) < 4 or raw[0] == 0xFF:
+    parts = _parts(raw)
+    if parts is None:
         return None
-    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-    channel, secure = _channel_and_sm(cla)
-    lengths = _lengths(raw[4:])
+    cla, ins, p1, p2, channel, _, lengths, name = parts
     if lengths is None:
-        return StoredFields(
-            cla, ins, p1, p2, None, None, channel, _name(cla, ins, p1, p2, b"", secure)
-        )
-    _, lc, data, le, _ = lengths
-    return StoredFields(cla, ins, p1, p2, lc, le, channel, _name(cla, ins, p1, p2, data, secure))
+        return StoredFields(cla, ins, p1, p2, None, None, channel, name)
+    return StoredFields(cla, ins, p1, p2, lengths[1], lengths[3], channel, name)
 
 
 def decode_apdu(apdu: object) -> DecodedApdu:
@@ -288,16 +302,13 @@ def decode_apdu(apdu: object) -> DecodedApdu:
             return UNDECODED
     else:
         return UNDECODED
-    if len(raw) < 4 or raw[0] == 0xFF:
+    parts = _parts(raw)
+    if parts is None:
         return UNDECODED
-    cla, ins, p1, p2 = raw[0], raw[1], raw[2], raw[3]
-    channel, secure = _channel_and_sm(cla)
-    lengths = _lengths(raw[4:])
-    data = lengths[2] if lengths else b""
-    name = _name(cla, ins, p1, p2, data, secure)
+    cla, ins, p1, p2, channel, secure, lengths, name = parts
     if lengths is None:
         return DecodedApdu(cla, ins, p1, p2, channel=channel, secure_messaging=secure, name=name)
-    case, lc, _, le, extended = lengths
+    case, lc, data, le, extended = lengths
     return DecodedApdu(
         cla, ins, p1, p2, lc, data.hex().upper(), le, case, extended, channel, secure, name
     )
